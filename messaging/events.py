@@ -1,0 +1,93 @@
+"""The events the messaging domain publishes: their names, JSON Schemas and how to build them.
+
+This is the contract other teams' consumers read. Change a schema only by registering a new
+version next to the old one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
+
+from outbox.schemas import EventSchema, register_event_schema
+from outbox.services import EventDraft
+
+if TYPE_CHECKING:
+    from messaging.models import Message
+
+MESSAGE_AGGREGATE = "message"
+MESSAGE_CREATED = "message.created"
+MESSAGE_READ = "message.read"
+
+_USER_ID = {"type": ["integer", "string"]}
+_UUID = {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
+_TIME = {"type": "string", "format": "date-time", "minLength": 1}
+
+MESSAGE_CREATED_V1 = EventSchema(
+    event_type=MESSAGE_CREATED,
+    version=1,
+    schema={
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "message.created v1",
+        "type": "object",
+        "required": ["message_id", "sender_id", "sender_username", "receiver_id", "content", "sent_at", "is_read"],
+        "properties": {
+            "message_id": _UUID,
+            "sender_id": _USER_ID,
+            "sender_username": {"type": "string", "minLength": 1},
+            "receiver_id": _USER_ID,
+            "content": {"type": "string"},
+            "sent_at": _TIME,
+            "is_read": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    },
+)
+
+MESSAGE_READ_V1 = EventSchema(
+    event_type=MESSAGE_READ,
+    version=1,
+    schema={
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "message.read v1",
+        "type": "object",
+        "required": ["message_id", "receiver_id", "read_at"],
+        "properties": {"message_id": _UUID, "receiver_id": _USER_ID, "read_at": _TIME},
+        "additionalProperties": False,
+    },
+)
+
+
+def register_message_event_schemas() -> None:
+    """Make the messaging events known to the outbox (called from AppConfig.ready)."""
+    register_event_schema(MESSAGE_CREATED_V1)
+    register_event_schema(MESSAGE_READ_V1)
+
+
+def message_created_event(message: Message, sender_username: str | None = None) -> EventDraft:
+    """The `message.created` event of a freshly written message."""
+    return EventDraft(
+        aggregate_type=MESSAGE_AGGREGATE,
+        aggregate_id=message.message_id,
+        event_type=MESSAGE_CREATED,
+        payload={
+            "message_id": message.message_id,
+            "sender_id": message.sender_id,
+            "sender_username": sender_username or message.sender.get_username(),
+            "receiver_id": message.receiver_id,
+            "content": message.content,
+            "sent_at": message.timestamp,
+            "is_read": message.is_read,
+        },
+    )
+
+
+def message_read_event(message_id, receiver_id) -> EventDraft:
+    """The `message.read` event of a message its receiver has just read."""
+    return EventDraft(
+        aggregate_type=MESSAGE_AGGREGATE,
+        aggregate_id=message_id,
+        event_type=MESSAGE_READ,
+        payload={"message_id": message_id, "receiver_id": receiver_id, "read_at": timezone.now()},
+    )

@@ -1,0 +1,68 @@
+"""Signal receivers: thin shells that append a Message's events through the services.
+
+Message.save() runs the write and these receivers in one atomic block, so the events commit
+with the message or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pgtrigger
+from django.db import connection
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from messaging import services
+from messaging.models import CREATED_EVENT_GUARD_URI, Message, Notification
+
+
+@receiver(post_save, sender=Message, dispatch_uid="messaging.emit_message_created")
+def emit_message_created(sender, instance: Message, created: bool, **kwargs) -> None:
+    """A new message emits `message.created`."""
+    if created:
+        services.append_message_created(instance)
+
+
+@receiver(post_save, sender=Message, dispatch_uid="messaging.emit_message_read")
+def emit_message_read(sender, instance: Message, created: bool, **kwargs) -> None:
+    """A message whose is_read flips from false to true emits `message.read`; other saves nothing."""
+    if not created and getattr(instance, "_became_read", False):
+        services.append_message_read(instance)
+
+
+@receiver(post_save, sender=Notification, dispatch_uid="messaging.notification_read_handler")
+def notification_read_handler(sender, instance: Notification, created: bool, **kwargs) -> None:
+    """Log and count a notification someone just marked read (the seed's analytics hook)."""
+    if not created and instance.is_read and getattr(instance, "_loaded_is_read", None) is False:
+        services.record_notification_read(instance)
+        instance._loaded_is_read = True
+
+
+MESSAGE_EVENT_RECEIVERS = (
+    (emit_message_created, "messaging.emit_message_created"),
+    (emit_message_read, "messaging.emit_message_read"),
+)
+
+
+@contextlib.contextmanager
+def message_events_disabled() -> Iterator[None]:
+    """Write messages without events: for isolated tests and for benchmarking the bare write.
+
+    Disconnects the receivers and ignores the database guard that would otherwise refuse to
+    commit the event-less messages. Never use it in production code.
+    """
+    for handler, uid in MESSAGE_EVENT_RECEIVERS:
+        post_save.disconnect(handler, sender=Message, dispatch_uid=uid)
+    try:
+        with pgtrigger.ignore(CREATED_EVENT_GUARD_URI):
+            yield
+            if connection.in_atomic_block:
+                # The guard is deferred to COMMIT, which comes after this block: settle it now,
+                # while it is ignored, then defer it again for the rest of the transaction.
+                pgtrigger.constraints(pgtrigger.Immediate, CREATED_EVENT_GUARD_URI)
+                pgtrigger.constraints(pgtrigger.Deferred, CREATED_EVENT_GUARD_URI)
+    finally:
+        for handler, uid in MESSAGE_EVENT_RECEIVERS:
+            post_save.connect(handler, sender=Message, dispatch_uid=uid)

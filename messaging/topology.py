@@ -1,0 +1,49 @@
+"""The messaging service's broker topology, declared alike by the relay and the consumers.
+
+- `messaging.events`: durable topic exchange; routing key = event type (`message.created`).
+- `messaging.notifications`: the notifications consumer's queue, bound to `message.*`.
+- `messaging.dead-letter` → `messaging.notifications.dead-letter`: what that consumer refuses.
+
+Queues are quorum queues: replicated and fsynced before the broker confirms a publish, and they
+count deliveries, so a message that keeps failing can be bounded.
+"""
+
+from __future__ import annotations
+
+from kombu import Exchange, Queue
+
+from outbox.broker import Topology
+
+NOTIFICATIONS_CONSUMER = "notifications"
+
+
+def build_topology(namespace: str = "") -> Topology:
+    """The topology with every name prefixed by `namespace` (empty in production)."""
+    events = Exchange(f"{namespace}messaging.events", type="topic", durable=True)
+    dead_letter = Exchange(f"{namespace}messaging.dead-letter", type="direct", durable=True)
+    notifications_name = f"{namespace}messaging.notifications"
+    dead_letter_name = f"{notifications_name}.dead-letter"
+    notifications = Queue(
+        notifications_name,
+        exchange=events,
+        routing_key="message.*",
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": dead_letter.name,
+            "x-dead-letter-routing-key": dead_letter_name,
+        },
+    )
+    notifications_dead_letter = Queue(
+        dead_letter_name,
+        exchange=dead_letter,
+        routing_key=dead_letter_name,
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+    return Topology(
+        events=events,
+        queues={NOTIFICATIONS_CONSUMER: notifications},
+        dead_letter_exchange=dead_letter,
+        dead_letter_queues={NOTIFICATIONS_CONSUMER: notifications_dead_letter},
+    )

@@ -1,0 +1,79 @@
+"""Broker plumbing shared by the relay and every consumer: connections and the topology.
+
+The concrete topology (which exchange, which queues) belongs to the app that owns the events and
+is named by `settings.BROKER_TOPOLOGY`; this module only knows how to build and declare one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from kombu import Connection, Exchange, Queue
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The exchanges and queues of one event stream.
+
+    `events` is the exchange the relay publishes to; `queues` maps a consumer name to its queue;
+    `dead_letter_queues` are where those queues send what they refuse. Declaring everything
+    from the publishing side too means an event is never published before its queues exist.
+    """
+
+    events: Exchange
+    queues: dict[str, Queue] = field(default_factory=dict)
+    dead_letter_exchange: Exchange | None = None
+    dead_letter_queues: dict[str, Queue] = field(default_factory=dict)
+
+    def queue_for(self, consumer: str) -> Queue:
+        try:
+            return self.queues[consumer]
+        except KeyError:
+            raise LookupError(f"the topology has no queue for consumer {consumer!r}") from None
+
+    def dead_letter_queue_for(self, consumer: str) -> Queue:
+        try:
+            return self.dead_letter_queues[consumer]
+        except KeyError:
+            raise LookupError(f"the topology has no dead-letter queue for consumer {consumer!r}") from None
+
+    def all_queues(self) -> list[Queue]:
+        return [*self.queues.values(), *self.dead_letter_queues.values()]
+
+
+def load_topology(namespace: str | None = None) -> Topology:
+    """The topology named by `settings.BROKER_TOPOLOGY`, its names prefixed by the namespace."""
+    build = import_string(settings.BROKER_TOPOLOGY)
+    return build(settings.BROKER_NAMESPACE if namespace is None else namespace)
+
+
+def declare_topology(channel, topology: Topology) -> None:
+    """Declare every exchange, queue and binding of `topology` on `channel` (idempotent)."""
+    if topology.dead_letter_exchange is not None:
+        topology.dead_letter_exchange(channel).declare()
+    topology.events(channel).declare()
+    for queue in topology.all_queues():
+        queue(channel).declare()
+
+
+def delete_topology(channel, topology: Topology) -> None:
+    """Delete every queue and exchange of `topology`; for tests and throwaway namespaces."""
+    for queue in topology.all_queues():
+        queue(channel).delete()
+    topology.events(channel).delete()
+    if topology.dead_letter_exchange is not None:
+        topology.dead_letter_exchange(channel).delete()
+
+
+def broker_connection(url: str | None = None, **options) -> Connection:
+    """A kombu connection to `settings.BROKER_URL` (not yet connected)."""
+    options.setdefault("heartbeat", 30)
+    options.setdefault("connect_timeout", 5)
+    return Connection(url or settings.BROKER_URL, **options)
+
+
+def describe_broker(url: str | None = None) -> str:
+    """The broker URL with its password masked, for log lines."""
+    return broker_connection(url).as_uri(include_password=False)

@@ -1,0 +1,137 @@
+"""The event envelope on the wire: a CloudEvents 1.0 JSON document in structured mode.
+
+https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/formats/json-format.md
+One home for the wire format: the relay encodes with `encode_event`, consumers decode with
+`decode_event`, and both use the AMQP properties defined here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from outbox.errors import MalformedEnvelope
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/cloudevents+json"
+DATA_CONTENT_TYPE = "application/json"
+# CloudEvents extension attributes (lowercase alphanumerics only, per the spec).
+SCHEMA_VERSION_ATTRIBUTE = "schemaversion"
+AGGREGATE_TYPE_ATTRIBUTE = "aggregatetype"
+# AMQP delivery_mode 2: the broker writes the message to disk in a durable queue.
+PERSISTENT = 2
+
+_REQUIRED_STRINGS = ("id", "source", "type", "subject", "time")
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """What the relay needs of one outbox row to put it on the wire."""
+
+    id: int
+    event_id: uuid.UUID
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str
+    schema_version: int
+    payload_json: str
+    headers: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A CloudEvent a consumer took off the wire, its envelope checked, its data not yet."""
+
+    event_id: uuid.UUID
+    event_type: str
+    source: str
+    subject: str
+    time: datetime
+    schema_version: int
+    aggregate_type: str
+    data: Any
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as CloudEvents asks."""
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def encode_event(event: OutgoingEvent, *, source: str) -> bytes:
+    """The structured-mode CloudEvents JSON body of `event`."""
+    attributes = {
+        "specversion": SPEC_VERSION,
+        "id": str(event.event_id),
+        "source": source,
+        "type": event.event_type,
+        "subject": event.aggregate_id,
+        "time": format_time(event.occurred_at),
+        "datacontenttype": DATA_CONTENT_TYPE,
+        SCHEMA_VERSION_ATTRIBUTE: event.schema_version,
+        AGGREGATE_TYPE_ATTRIBUTE: event.aggregate_type,
+    }
+    # The payload is stored as JSON already: splice it in rather than parse and re-serialize it.
+    head = json.dumps(attributes, separators=(",", ":"))
+    return f'{head[:-1]},"data":{event.payload_json}}}'.encode()
+
+
+def amqp_properties(event: OutgoingEvent) -> dict[str, Any]:
+    """AMQP basic properties for `event`: its id for broker-side dedupe tools, persistence."""
+    return {
+        "message_id": str(event.event_id),
+        "content_type": CONTENT_TYPE,
+        "content_encoding": "utf-8",
+        "delivery_mode": PERSISTENT,
+        "type": event.event_type,
+        # AMQP timestamps are whole seconds; the CloudEvent's `time` keeps the precision.
+        "timestamp": int(event.occurred_at.timestamp()),
+        "application_headers": dict(event.headers),
+    }
+
+
+def decode_event(body: bytes | str) -> ReceivedEvent:
+    """Parse and check a CloudEvents body; raise `MalformedEnvelope` saying what is wrong."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEnvelope(f"body is not JSON ({type(exc).__name__})") from None
+    if not isinstance(document, dict):
+        raise MalformedEnvelope("body is not a JSON object")
+    if document.get("specversion") != SPEC_VERSION:
+        raise MalformedEnvelope(f"specversion must be {SPEC_VERSION!r}")
+    for attribute in _REQUIRED_STRINGS:
+        value = document.get(attribute)
+        if not isinstance(value, str) or not value:
+            raise MalformedEnvelope(f"attribute {attribute!r} is missing or not a non-empty string")
+    content_type = document.get("datacontenttype", DATA_CONTENT_TYPE)
+    if content_type != DATA_CONTENT_TYPE:
+        raise MalformedEnvelope(f"datacontenttype must be {DATA_CONTENT_TYPE!r}")
+    if "data" not in document:
+        raise MalformedEnvelope("attribute 'data' is missing")
+    schema_version = document.get(SCHEMA_VERSION_ATTRIBUTE, 1)
+    if not isinstance(schema_version, int) or isinstance(schema_version, bool) or schema_version < 1:
+        raise MalformedEnvelope(f"attribute {SCHEMA_VERSION_ATTRIBUTE!r} must be a positive integer")
+    try:
+        event_id = uuid.UUID(document["id"])
+    except ValueError:
+        raise MalformedEnvelope("attribute 'id' is not a UUID") from None
+    try:
+        time = datetime.fromisoformat(document["time"])
+    except ValueError:
+        raise MalformedEnvelope("attribute 'time' is not an RFC 3339 timestamp") from None
+    if time.tzinfo is None:
+        raise MalformedEnvelope("attribute 'time' has no UTC offset")
+    return ReceivedEvent(
+        event_id=event_id,
+        event_type=document["type"],
+        source=document["source"],
+        subject=document["subject"],
+        time=time,
+        schema_version=schema_version,
+        aggregate_type=str(document.get(AGGREGATE_TYPE_ATTRIBUTE, "")),
+        data=document["data"],
+    )

@@ -1,0 +1,21 @@
+"""Errors the outbox raises, each naming what went wrong and what to do instead."""
+
+
+class OutboxError(Exception):
+    """Base class of every outbox error."""
+
+
+class NotInTransaction(OutboxError):
+    """An event was emitted outside `transaction.atomic()`; it would commit on its own."""
+
+
+class UnknownEventType(OutboxError):
+    """No schema is registered for the event type (and version)."""
+
+
+class InvalidEventPayload(OutboxError):
+    """The payload does not match the schema registered for its event type."""
+
+
+class MalformedEnvelope(OutboxError):
+    """A message on the wire is not a CloudEvents 1.0 JSON document this service understands."""

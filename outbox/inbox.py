@@ -1,0 +1,32 @@
+"""The consumers' inbox: the record that an event was applied, written in the same transaction.
+
+Idempotency is the unique key (consumer, event_id): a second delivery's insert finds the row and
+does nothing, and a concurrent one waits on the first transaction and then does nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from outbox.models import InboxEntry
+from outbox.services import require_transaction
+
+_RECORD_SQL = f"""
+    INSERT INTO {InboxEntry._meta.db_table} (consumer, event_id, event_type, processed_at)
+    VALUES (%s, %s, %s, now())
+    ON CONFLICT (consumer, event_id) DO NOTHING
+    RETURNING id
+"""
+
+
+def record_in_inbox(consumer: str, event_id: uuid.UUID, event_type: str, *, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Record that `consumer` applies `event_id` in the open transaction; False if it already had.
+
+    Call it first in the transaction that applies the event: on False, apply nothing.
+    """
+    require_transaction(using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(_RECORD_SQL, [consumer, event_id, event_type])
+        return cursor.fetchone() is not None

@@ -1,0 +1,138 @@
+"""The outbox's tables: the append-only event log and the consumers' inbox.
+
+The database guards the rules that must never break (append-only events, a wake-up on every
+insert); Python code in `outbox.services` gives the clear error before it gets that far.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pgtrigger
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+# Channel of the NOTIFY sent when events are inserted; relays LISTEN on it. PostgreSQL delivers
+# it only when the inserting transaction commits, which is exactly when the relay may claim.
+NOTIFY_CHANNEL = "outbox_event_inserted"
+
+# Columns that make up an event's content: once written, never changed.
+EVENT_CONTENT_FIELDS = (
+    "id",
+    "event_id",
+    "aggregate_type",
+    "aggregate_id",
+    "event_type",
+    "schema_version",
+    "payload",
+    "headers",
+    "occurred_at",
+)
+
+# Name of the delete guard; only the retention path (outbox.retention) ignores it.
+DELETE_GUARD_URI = "outbox.OutboxEvent:outbox_events_append_only_delete"
+
+
+class OutboxEvent(models.Model):
+    """One domain event, written in the same transaction as the change it describes."""
+
+    # The bigint primary key is the publish order.
+    id = models.BigAutoField(primary_key=True)
+    # What consumers deduplicate on; the CloudEvents `id`.
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    aggregate_type = models.CharField(max_length=100)
+    aggregate_id = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=100)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    headers = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The relay's claim reads only unpublished rows in id order; the partial index stays
+            # as small as the backlog however many published rows the table holds.
+            models.Index(
+                fields=["id"],
+                name="outbox_pending_idx",
+                condition=models.Q(published_at__isnull=True),
+            ),
+            models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx"),
+            models.Index(fields=["event_type", "occurred_at"], name="outbox_type_time_idx"),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="outbox_events_append_only_content",
+                operation=pgtrigger.Update,
+                when=pgtrigger.Before,
+                condition=pgtrigger.AnyChange(*EVENT_CONTENT_FIELDS),
+                func=(
+                    "RAISE EXCEPTION 'outbox events are append-only: event % cannot change its "
+                    "content', OLD.event_id USING ERRCODE = 'integrity_constraint_violation'; "
+                    "RETURN NULL;"
+                ),
+            ),
+            pgtrigger.Trigger(
+                name="outbox_events_append_only_delete",
+                operation=pgtrigger.Delete,
+                when=pgtrigger.Before,
+                func=(
+                    "RAISE EXCEPTION 'outbox events are append-only: event % can only be removed "
+                    "by the outbox retention path', OLD.event_id "
+                    "USING ERRCODE = 'integrity_constraint_violation'; RETURN NULL;"
+                ),
+            ),
+            # Even the retention path never removes an event that was not published yet.
+            pgtrigger.Trigger(
+                name="outbox_events_keep_pending",
+                operation=pgtrigger.Delete,
+                when=pgtrigger.Before,
+                condition=pgtrigger.Q(old__published_at__isnull=True),
+                func=(
+                    "RAISE EXCEPTION 'outbox event % is not published yet and cannot be deleted', "
+                    "OLD.event_id USING ERRCODE = 'integrity_constraint_violation'; RETURN NULL;"
+                ),
+            ),
+            # One NOTIFY per statement: PostgreSQL folds duplicates within a transaction anyway,
+            # and a relay only needs to know that something committed.
+            pgtrigger.Trigger(
+                name="outbox_events_notify_relay",
+                operation=pgtrigger.Insert,
+                when=pgtrigger.After,
+                level=pgtrigger.Statement,
+                func=f"PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL;",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id} #{self.id}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+class InboxEntry(models.Model):
+    """An event a consumer has applied; the unique key makes applying it twice impossible."""
+
+    id = models.BigAutoField(primary_key=True)
+    consumer = models.CharField(max_length=100)
+    event_id = models.UUIDField()
+    event_type = models.CharField(max_length=100)
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "inbox entries"
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "event_id"], name="inbox_consumer_event_uniq"),
+        ]
+        indexes = [models.Index(fields=["processed_at"], name="inbox_processed_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} processed {self.event_type} {self.event_id}"

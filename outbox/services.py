@@ -1,0 +1,172 @@
+"""Writes to the outbox: append events in the caller's transaction, claim and settle them.
+
+`emit` is the one way to append an event. Claiming and settling are the relay's side; they live
+here because they are rules of the event table, not of any broker.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+
+from outbox.envelope import OutgoingEvent
+from outbox.errors import NotInTransaction
+from outbox.models import OutboxEvent
+from outbox.schemas import latest_version, validate_event_data
+
+# last_error is for operators; keep it a line, not a stack dump.
+MAX_ERROR_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event about to be appended."""
+
+    aggregate_type: str
+    aggregate_id: Any
+    event_type: str
+    payload: Mapping[str, Any]
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    schema_version: int | None = None
+    occurred_at: datetime | None = None
+
+
+def _to_json_value(value: Any) -> Any:
+    # Store exactly what goes on the wire (UUIDs and datetimes as strings) and validate that.
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def require_transaction(using: str) -> None:
+    if not transaction.get_connection(using).in_atomic_block:
+        raise NotInTransaction(
+            "outbox events must be appended inside transaction.atomic() together with the change "
+            "they describe; outside one the event would commit on its own"
+        )
+
+
+def emit_many(drafts: Iterable[EventDraft], *, using: str = DEFAULT_DB_ALIAS) -> list[OutboxEvent]:
+    """Append several events in one INSERT, inside the caller's open transaction."""
+    require_transaction(using)
+    now = timezone.now()
+    rows = []
+    for draft in drafts:
+        version = draft.schema_version or latest_version(draft.event_type)
+        payload = _to_json_value(dict(draft.payload))
+        validate_event_data(draft.event_type, version, payload)
+        rows.append(
+            OutboxEvent(
+                event_id=uuid.uuid4(),
+                aggregate_type=draft.aggregate_type,
+                aggregate_id=str(draft.aggregate_id),
+                event_type=draft.event_type,
+                schema_version=version,
+                payload=payload,
+                headers=_to_json_value(dict(draft.headers)),
+                occurred_at=draft.occurred_at or now,
+            )
+        )
+    if not rows:
+        return []
+    return OutboxEvent.objects.using(using).bulk_create(rows)
+
+
+def emit(
+    *,
+    aggregate_type: str,
+    aggregate_id: Any,
+    event_type: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, Any] | None = None,
+    schema_version: int | None = None,
+    occurred_at: datetime | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> OutboxEvent:
+    """Append one event inside the caller's open transaction; raise `NotInTransaction` outside one.
+
+    The payload is checked against the schema registered for `event_type` (the newest version
+    unless `schema_version` is given), so a malformed event never reaches the table.
+    """
+    draft = EventDraft(
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        event_type=event_type,
+        payload=payload,
+        headers=headers or {},
+        schema_version=schema_version,
+        occurred_at=occurred_at,
+    )
+    return emit_many([draft], using=using)[0]
+
+
+_CLAIM_SQL = f"""
+    SELECT id, event_id, aggregate_type, aggregate_id, event_type, schema_version,
+           payload::text, headers::text, occurred_at
+    FROM {OutboxEvent._meta.db_table}
+    WHERE published_at IS NULL
+    ORDER BY id
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
+
+
+def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> list[OutgoingEvent]:
+    """Lock up to `batch_size` unpublished events in id order; other relays skip them.
+
+    The lock lasts as long as the caller's transaction: a relay that dies releases its batch at
+    once, and the events stay pending for the next claim.
+    """
+    require_transaction(using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [batch_size])
+        rows = cursor.fetchall()
+    return [
+        OutgoingEvent(
+            id=row[0],
+            event_id=row[1],
+            aggregate_type=row[2],
+            aggregate_id=row[3],
+            event_type=row[4],
+            schema_version=row[5],
+            payload_json=row[6],
+            headers=json.loads(row[7]),
+            occurred_at=row[8],
+        )
+        for row in rows
+    ]
+
+
+def mark_published(event_ids: Sequence[int], *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Mark claimed events published; call only for events the broker has confirmed."""
+    if not event_ids:
+        return 0
+    require_transaction(using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {OutboxEvent._meta.db_table} "
+            "SET published_at = now(), last_attempt_at = now(), attempts = attempts + 1, last_error = '' "
+            "WHERE id = ANY(%s) AND published_at IS NULL",
+            [list(event_ids)],
+        )
+        return cursor.rowcount
+
+
+def record_publish_failures(errors: Mapping[int, str], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Count a failed attempt on each claimed event and keep its error for operators."""
+    if not errors:
+        return
+    require_transaction(using)
+    with connections[using].cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {OutboxEvent._meta.db_table} "
+            "SET attempts = attempts + 1, last_attempt_at = now(), last_error = %s "
+            "WHERE id = %s AND published_at IS NULL",
+            [(error[:MAX_ERROR_LENGTH], event_id) for event_id, error in errors.items()],
+        )
