@@ -75,12 +75,7 @@ def _usernames(user_ids: set) -> dict:
     from django.contrib.auth import get_user_model
 
     user_model = get_user_model()
-    return {
-        pk: username
-        for pk, username in user_model._default_manager.filter(pk__in=user_ids).values_list(
-            "pk", user_model.USERNAME_FIELD
-        )
-    }
+    return dict(user_model._default_manager.filter(pk__in=user_ids).values_list("pk", user_model.USERNAME_FIELD))
 
 
 class Message(models.Model):
@@ -88,9 +83,7 @@ class Message(models.Model):
 
     message_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_messages")
-    receiver = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="received_messages"
-    )
+    receiver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="received_messages")
     content = models.TextField()
     timestamp = models.DateTimeField(default=timezone.now, db_index=True)
     is_read = models.BooleanField(default=False)
@@ -162,9 +155,7 @@ class Notification(models.Model):
 
     notification_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    message = models.ForeignKey(
-        Message, on_delete=models.CASCADE, related_name="notifications", null=True, blank=True
-    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="notifications", null=True, blank=True)
     notification_type = models.CharField(
         max_length=20, choices=NotificationType.choices, default=NotificationType.MESSAGE
     )

@@ -53,7 +53,9 @@ def create_message_notification(*, event_id: uuid.UUID, data: dict) -> Notificat
     """
     stored = Message.objects.filter(pk=data["message_id"]).values_list("is_read", flat=True).first()
     if stored is None:
-        logger.info("notification.skipped reason=message_missing event_id=%s message_id=%s", event_id, data["message_id"])
+        logger.info(
+            "notification.skipped reason=message_missing event_id=%s message_id=%s", event_id, data["message_id"]
+        )
         return None
     notification = Notification.objects.create(
         user_id=data["receiver_id"],

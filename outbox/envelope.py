@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from outbox.errors import MalformedEnvelope
@@ -58,7 +58,7 @@ class ReceivedEvent:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, as CloudEvents asks."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def encode_event(event: OutgoingEvent, *, source: str) -> bytes:

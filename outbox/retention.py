@@ -40,10 +40,13 @@ def delete_published_events(
     cutoff = timezone.now() - older_than
     deleted = 0
     while True:
-        with transaction.atomic(using=using), pgtrigger.ignore(DELETE_GUARD_URI, databases=[using]):
-            with connections[using].cursor() as cursor:
-                cursor.execute(_DELETE_BATCH_SQL, [cutoff, batch_size])
-                batch = cursor.rowcount
+        with (
+            transaction.atomic(using=using),
+            pgtrigger.ignore(DELETE_GUARD_URI, databases=[using]),
+            connections[using].cursor() as cursor,
+        ):
+            cursor.execute(_DELETE_BATCH_SQL, [cutoff, batch_size])
+            batch = cursor.rowcount
         deleted += batch
         if on_progress is not None:
             on_progress(deleted)

@@ -10,7 +10,6 @@ a `basic.return` and is reported failed, never confirmed.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -148,7 +147,7 @@ class ConfirmingPublisher:
                 )
             try:
                 self._connection.drain_events(timeout=remaining)
-            except socket.timeout:
+            except TimeoutError:
                 continue
 
     def _settle(self, delivery_tag: int, multiple: bool) -> list[int]:
@@ -182,5 +181,5 @@ def _describe(exc: BaseException) -> str:
 def _close_quietly(connection) -> None:
     try:
         connection.release()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail in many ways
+    except Exception:
         logger.debug("relay.broker_close_failed", exc_info=True)

@@ -9,7 +9,6 @@ nothing is marked published that the broker did not confirm.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
+from outbox.outages import OutageTracker
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
 from relay.publisher import BrokerUnavailable, ConfirmingPublisher
 from relay.wakeup import CommitListener, ListenerUnavailable
@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 # How often the wait loop looks up from LISTEN to notice stop() and keep the broker alive.
 WAKE_CHECK_SECONDS = 0.5
-INITIAL_BACKOFF_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,7 @@ class Relay:
         self.max_backoff = max_backoff or settings.RELAY_MAX_BACKOFF_SECONDS
         self.using = using
         self._stop = threading.Event()
-        self._outage: str | None = None
-        self._outage_since = 0.0
-        self._backoff = INITIAL_BACKOFF_SECONDS
+        self._outages = OutageTracker(logger, "relay", max_backoff=self.max_backoff)
 
     # --- one unit of work ---------------------------------------------------------------
 
@@ -80,7 +77,9 @@ class Relay:
             raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
         for event_id, error in outcome.failed.items():
             logger.warning("relay.publish_failed event=%s error=%s", event_id, error)
-        logger.debug("relay.batch claimed=%d published=%d failed=%d", len(events), len(outcome.confirmed), len(outcome.failed))
+        logger.debug(
+            "relay.batch claimed=%d published=%d failed=%d", len(events), len(outcome.confirmed), len(outcome.failed)
+        )
         return BatchResult(len(events), len(outcome.confirmed), len(outcome.failed))
 
     # --- loops --------------------------------------------------------------------------
@@ -111,21 +110,22 @@ class Relay:
                 self.listener.connect()
                 self.publisher.connect()
                 result = self.relay_batch()
-                self._recovered()
+                self._outages.recovered()
                 if result.claimed == self.batch_size and result.published > 0:
                     continue
                 self._wait_for_events()
             except (BrokerUnavailable, DatabaseUnavailable, ListenerUnavailable) as exc:
-                self._outage_began(exc)
-                self._stop.wait(self._next_backoff())
-            except Exception:
+                if isinstance(exc, ListenerUnavailable):
+                    self.listener.close()
+                self._stop.wait(self._outages.began(exc))
+            except Exception as exc:
                 # A bug or an unforeseen error: log it with its stack, start from fresh
                 # connections and keep the loop alive; the batch rolled back and stays pending.
                 logger.exception("relay.unexpected_error retrying_with_backoff=true")
                 self.publisher.close()
                 self.listener.close()
                 connections[self.using].close()
-                self._stop.wait(self._next_backoff())
+                self._stop.wait(self._outages.began(exc))
         self.listener.close()
         self.publisher.close()
         logger.info("relay.stopped")
@@ -145,26 +145,3 @@ class Relay:
             if self.listener.wait(min(WAKE_CHECK_SECONDS, remaining)):
                 return
             self.publisher.heartbeat()
-
-    def _outage_began(self, exc: Exception) -> None:
-        kind = type(exc).__name__
-        if self._outage != kind:
-            # One clear line per outage, not one per retry.
-            logger.error("relay.outage kind=%s error=%s retrying_with_backoff=true", kind, exc)
-            self._outage, self._outage_since = kind, time.monotonic()
-        else:
-            logger.debug("relay.outage_continues kind=%s error=%s", kind, exc)
-        if isinstance(exc, ListenerUnavailable):
-            self.listener.close()
-
-    def _recovered(self) -> None:
-        if self._outage is not None:
-            logger.info("relay.recovered kind=%s after=%.1fs", self._outage, time.monotonic() - self._outage_since)
-            self._outage = None
-        self._backoff = INITIAL_BACKOFF_SECONDS
-
-    def _next_backoff(self) -> float:
-        # Full jitter keeps several relays from retrying in lockstep.
-        delay = random.uniform(0, self._backoff)
-        self._backoff = min(self._backoff * 2, self.max_backoff)
-        return delay

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from relay.publisher import BrokerUnavailable
 from relay.relay import DatabaseUnavailable, Relay
-from relay.signals import stop_on_signals
+from outbox.shutdown import stop_on_signals
 
 
 class Command(BaseCommand):

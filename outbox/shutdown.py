@@ -6,7 +6,7 @@ import logging
 import signal
 from collections.abc import Callable
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("outbox.shutdown")
 
 
 def stop_on_signals(stop: Callable[[], None], *, worker: str) -> None:

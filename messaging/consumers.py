@@ -1,0 +1,26 @@
+"""The notifications consumer: builds each user's Notification rows from message events."""
+
+from __future__ import annotations
+
+from messaging import services
+from messaging.events import MESSAGE_CREATED, MESSAGE_READ
+from messaging.topology import NOTIFICATIONS_CONSUMER
+from outbox.consuming import EventHandler, InboxConsumer
+from outbox.envelope import ReceivedEvent
+
+
+class NotificationsConsumer(InboxConsumer):
+    """`message.created` creates the receiver's notification; `message.read` marks it read."""
+
+    name = NOTIFICATIONS_CONSUMER
+
+    def handlers(self) -> dict[str, EventHandler]:
+        return {MESSAGE_CREATED: self.apply_message_created, MESSAGE_READ: self.apply_message_read}
+
+    @staticmethod
+    def apply_message_created(event: ReceivedEvent) -> None:
+        services.create_message_notification(event_id=event.event_id, data=event.data)
+
+    @staticmethod
+    def apply_message_read(event: ReceivedEvent) -> None:
+        services.mark_message_notifications_read(message_id=event.data["message_id"])

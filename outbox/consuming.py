@@ -1,0 +1,188 @@
+"""The base of every event consumer: decode, apply exactly once, ack after commit.
+
+A subclass names itself (its inbox key and its queue in the topology) and maps event types to
+handlers. For each delivery the base class
+- checks the CloudEvents envelope and the data against the registered schema; a malformed or
+  unknown event is rejected to the dead-letter queue with a log line, and the loop goes on;
+- opens one transaction, records (consumer, event id) in the inbox and runs the handler; a
+  duplicate finds its inbox row and changes nothing;
+- acks only after that transaction committed: a crash before the ack means a redelivery, which
+  the inbox absorbs.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
+from kombu import Consumer
+
+from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
+from outbox.envelope import ReceivedEvent, decode_event
+from outbox.errors import InvalidEventPayload, MalformedEnvelope, UnknownEventType
+from outbox.inbox import record_in_inbox
+from outbox.outages import OutageTracker
+from outbox.schemas import validate_event_data
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_SECONDS = 1.0
+
+EventHandler = Callable[[ReceivedEvent], None]
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class DeadLetter(Exception):
+    """An event that can never be applied; it goes to the dead-letter queue with this reason."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database dropped the connection while an event was being applied."""
+
+
+class InboxConsumer:
+    """Consumes one queue of the topology; `run()` until `stop()`, `handle_delivery()` is one step."""
+
+    #: The inbox key and the topology's queue name for this consumer.
+    name: str = ""
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        topology: Topology | None = None,
+        prefetch: int | None = None,
+        max_backoff: float | None = None,
+        using: str = DEFAULT_DB_ALIAS,
+    ) -> None:
+        if not self.name:
+            raise TypeError(f"{type(self).__name__} must set a name")
+        self.url = url or settings.BROKER_URL
+        self.topology = topology or load_topology()
+        self.queue = self.topology.queue_for(self.name)
+        self.prefetch = prefetch or settings.CONSUMER_PREFETCH
+        self.max_backoff = max_backoff or settings.CONSUMER_MAX_BACKOFF_SECONDS
+        self.using = using
+        self._stop = threading.Event()
+        self._connection = None
+        self._outages = OutageTracker(logger, f"consumer.{self.name}", max_backoff=self.max_backoff)
+
+    def handlers(self) -> dict[str, EventHandler]:
+        """Event type -> the function that applies it, inside the inbox transaction."""
+        raise NotImplementedError
+
+    # --- one unit of work ---------------------------------------------------------------
+
+    def handle_delivery(self, body: bytes) -> Outcome:
+        """Apply one delivered body exactly once; raise `DeadLetter` if it never can be."""
+        try:
+            event = decode_event(body)
+        except MalformedEnvelope as exc:
+            raise DeadLetter(f"malformed envelope: {exc}") from exc
+        handler = self.handlers().get(event.event_type)
+        if handler is None:
+            raise DeadLetter(f"unknown event type {event.event_type!r}")
+        try:
+            validate_event_data(event.event_type, event.schema_version, event.data)
+        except (UnknownEventType, InvalidEventPayload) as exc:
+            raise DeadLetter(str(exc)) from exc
+        try:
+            with transaction.atomic(using=self.using):
+                if not record_in_inbox(self.name, event.event_id, event.event_type, using=self.using):
+                    return Outcome.DUPLICATE
+                handler(event)
+        except (OperationalError, InterfaceError) as exc:
+            connections[self.using].close()
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
+        return Outcome.APPLIED
+
+    def on_message(self, message) -> None:
+        """kombu callback: settle the delivery according to what handling it gave."""
+        message_id = message.properties.get("message_id", "-")
+        try:
+            outcome = self.handle_delivery(message.body)
+        except DeadLetter as exc:
+            logger.warning("consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, message_id, exc)
+            message.reject(requeue=False)
+            return
+        except DatabaseUnavailable:
+            # Not acked: closing the connection hands this and every prefetched delivery back.
+            raise
+        except Exception as exc:
+            # A handler that fails for a reason we did not foresee must not stall the queue.
+            logger.exception(
+                "consumer.dead_lettered consumer=%s message_id=%s reason=handler_error error=%s",
+                self.name,
+                message_id,
+                type(exc).__name__,
+            )
+            message.reject(requeue=False)
+            return
+        message.ack()
+        logger.debug("consumer.%s consumer=%s message_id=%s", outcome.value, self.name, message_id)
+
+    # --- loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until `stop()`, reconnecting with backoff through broker or database outages."""
+        logger.info(
+            "consumer.started consumer=%s queue=%s broker=%s prefetch=%d",
+            self.name,
+            self.queue.name,
+            describe_broker(self.url),
+            self.prefetch,
+        )
+        while not self._stop.is_set():
+            delay = 0.0
+            try:
+                self._consume_until_stopped()
+            except DatabaseUnavailable as exc:
+                delay = self._outages.began(exc)
+            except Exception as exc:
+                if self._connection is not None and isinstance(
+                    exc, (*self._connection.connection_errors, *self._connection.channel_errors, OSError)
+                ):
+                    delay = self._outages.began(exc)
+                else:
+                    logger.exception("consumer.unexpected_error consumer=%s retrying_with_backoff=true", self.name)
+                    delay = self._outages.began(exc)
+            finally:
+                self._disconnect()
+            self._stop.wait(delay)
+        logger.info("consumer.stopped consumer=%s", self.name)
+
+    def stop(self) -> None:
+        """Finish the delivery in hand, then return from `run()`; safe from a signal handler."""
+        self._stop.set()
+
+    def _consume_until_stopped(self) -> None:
+        self._connection = broker_connection(self.url)
+        self._connection.connect()
+        channel = self._connection.channel()
+        declare_topology(channel, self.topology)
+        consumer = Consumer(channel, queues=[self.queue], on_message=self.on_message, accept=None)
+        consumer.qos(prefetch_count=self.prefetch)
+        consumer.consume()
+        self._outages.recovered()
+        while not self._stop.is_set():
+            try:
+                self._connection.drain_events(timeout=DRAIN_TIMEOUT_SECONDS)
+            except TimeoutError:
+                self._connection.heartbeat_check()
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:
+                logger.debug("consumer.close_failed consumer=%s", self.name, exc_info=True)

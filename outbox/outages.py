@@ -1,0 +1,50 @@
+"""How long-running workers live through outages: one log line per outage, jittered backoff."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+INITIAL_BACKOFF_SECONDS = 0.5
+
+
+class OutageTracker:
+    """Logs an outage once when it begins and once when it ends, and paces the retries.
+
+    Full jitter (a random delay up to an exponentially growing cap) keeps several workers from
+    retrying in lockstep against a service that is coming back.
+    """
+
+    def __init__(self, logger: logging.Logger, worker: str, *, max_backoff: float) -> None:
+        self._logger = logger
+        self._worker = worker
+        self._max_backoff = max_backoff
+        self._backoff = INITIAL_BACKOFF_SECONDS
+        self._kind: str | None = None
+        self._since = 0.0
+
+    @property
+    def in_outage(self) -> bool:
+        return self._kind is not None
+
+    def began(self, exc: BaseException) -> float:
+        """Record a failure; return how long to wait before the next try."""
+        kind = type(exc).__name__
+        if self._kind is None:
+            self._logger.error("%s.outage kind=%s error=%s retrying_with_backoff=true", self._worker, kind, exc)
+            self._kind, self._since = kind, time.monotonic()
+        else:
+            self._logger.debug("%s.outage_continues kind=%s error=%s", self._worker, kind, exc)
+        delay = random.uniform(0, self._backoff)  # noqa: S311 - jitter, not cryptography
+        self._backoff = min(self._backoff * 2, self._max_backoff)
+        return delay
+
+    def recovered(self) -> None:
+        """Record a success: log the end of an outage and reset the backoff."""
+        if self._kind is not None:
+            self._logger.info(
+                "%s.recovered kind=%s after=%.1fs", self._worker, self._kind, time.monotonic() - self._since
+            )
+            self._kind = None
+        self._backoff = INITIAL_BACKOFF_SECONDS

@@ -1,0 +1,119 @@
+"""Fixtures that build real rows, real broker topologies and real worker processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from messaging.topology import build_topology
+from outbox.broker import broker_connection, declare_topology, delete_topology
+
+ROOT = Path(__file__).resolve().parent.parent
+_user_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def make_user(db):
+    """Create a user with a unique name: `make_user()` or `make_user("alice")`."""
+
+    def make(username: str | None = None, **fields):
+        username = username or f"user{next(_user_numbers)}-{uuid.uuid4().hex[:6]}"
+        return get_user_model().objects.create_user(username=username, password="x-test-password", **fields)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def broker_namespace(settings):
+    """A private prefix for every exchange and queue of this test, deleted afterwards."""
+    namespace = f"test-{uuid.uuid4().hex[:10]}."
+    settings.BROKER_NAMESPACE = namespace
+    yield namespace
+    with broker_connection() as conn:
+        delete_topology(conn.channel(), build_topology(namespace))
+
+
+@pytest.fixture
+def topology(broker_namespace):
+    """The messaging topology under this test's namespace, declared on the real broker."""
+    built = build_topology(broker_namespace)
+    with broker_connection() as conn:
+        declare_topology(conn.channel(), built)
+    return built
+
+
+@pytest.fixture
+def broker_channel():
+    """A channel on the real broker, closed after the test."""
+    with broker_connection() as conn:
+        yield conn.channel()
+
+
+def _database_url() -> str:
+    params = connection.settings_dict
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    return f"postgres://{params['USER']}{password}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+
+
+@pytest.fixture
+def worker_env(broker_namespace):
+    """Environment for a worker subprocess: this test's database and broker namespace."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_database_url(),
+        BROKER_NAMESPACE=broker_namespace,
+        RELAY_POLL_INTERVAL_SECONDS="1",
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+@pytest.fixture
+def spawn_worker(worker_env, tmp_path):
+    """Start `manage.py <command>` as a real process; every one still running is stopped at the end."""
+    processes: list[tuple[subprocess.Popen, Path]] = []
+
+    def spawn(*command: str, env: dict | None = None) -> subprocess.Popen:
+        log_path = tmp_path / f"{command[0]}-{len(processes)}.log"
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *command],
+            cwd=ROOT,
+            env={**worker_env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        process.log_path = log_path
+        processes.append((process, log_path))
+        return process
+
+    yield spawn
+    for process, _ in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process, _ in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

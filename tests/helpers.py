@@ -1,0 +1,44 @@
+"""Test helpers: waiting on a condition with a deadline, reading a real queue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05, what: str = "") -> T:
+    """Return the first truthy value of `predicate()`; fail the test when `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate!r}; last value {value!r}")
+        time.sleep(interval)
+
+
+def get_messages(channel, queue, *, expected: int, timeout: float = 10.0) -> list:
+    """Take `expected` messages off `queue` (unacked), waiting up to `timeout` for them."""
+    bound = queue(channel)
+    messages: list = []
+
+    def take() -> bool:
+        while len(messages) < expected:
+            message = bound.get(no_ack=False)
+            if message is None:
+                return False
+            messages.append(message)
+        return True
+
+    wait_until(take, timeout=timeout, what=f"{expected} messages on {queue.name}")
+    return messages
+
+
+def queue_depth(channel, queue) -> int:
+    """Messages ready in `queue` (a passive declare reads the count)."""
+    _, count, _ = channel.queue_declare(queue=queue.name, passive=True)
+    return count
