@@ -1,0 +1,196 @@
+"""The notifications consumer on real deliveries: exactly once, ack after commit, poison to DLQ."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.conf import settings
+from kombu import Producer
+
+from messaging.consumers import NotificationsConsumer
+from messaging.models import Message, Notification
+from outbox.broker import broker_connection
+from outbox.consuming import DeadLetter, Outcome
+from outbox.models import InboxEntry
+from relay.relay import Relay
+from tests.helpers import get_messages, queue_depth, wait_until
+
+
+def relay_everything() -> None:
+    relay = Relay()
+    try:
+        relay.drain()
+    finally:
+        relay.publisher.close()
+
+
+def deliveries(channel, topology, count: int) -> list:
+    relay_everything()
+    return get_messages(channel, topology.queue_for("notifications"), expected=count)
+
+
+@pytest.mark.django_db
+def test_message_created_builds_the_receivers_notification(alice, bob, topology, broker_channel):
+    message = Message.objects.create(sender=alice, receiver=bob, content="Lunch at noon?")
+    [delivery] = deliveries(broker_channel, topology, 1)
+
+    outcome = NotificationsConsumer().handle_delivery(delivery.body)
+
+    assert outcome is Outcome.APPLIED
+    notification = Notification.objects.get()
+    assert notification.user == bob
+    assert notification.message == message
+    assert notification.notification_type == Notification.NotificationType.MESSAGE
+    assert notification.title == "New message from alice"
+    assert notification.content == "Lunch at noon?"
+    assert notification.is_read is False
+    assert str(notification.source_event_id) == json.loads(delivery.body)["id"]
+
+
+@pytest.mark.django_db
+def test_long_content_is_previewed_with_an_ellipsis(alice, bob, topology, broker_channel):
+    Message.objects.create(sender=alice, receiver=bob, content="word " * 200)
+    [delivery] = deliveries(broker_channel, topology, 1)
+
+    NotificationsConsumer().handle_delivery(delivery.body)
+
+    content = Notification.objects.get().content
+    assert len(content) == settings.NOTIFICATION_PREVIEW_LENGTH
+    assert content.endswith("…")
+    assert ("word " * 200).startswith(content[:-1])
+
+
+@pytest.mark.django_db
+def test_the_same_event_delivered_twice_gives_one_notification(alice, bob, topology, broker_channel):
+    Message.objects.create(sender=alice, receiver=bob, content="hi")
+    [delivery] = deliveries(broker_channel, topology, 1)
+    consumer = NotificationsConsumer()
+
+    outcomes = [consumer.handle_delivery(delivery.body), consumer.handle_delivery(delivery.body)]
+
+    assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE]
+    assert Notification.objects.count() == 1
+    assert InboxEntry.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_message_read_marks_that_messages_notification_read(alice, bob, topology, broker_channel):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hi")
+    other = Message.objects.create(sender=alice, receiver=bob, content="other")
+    consumer = NotificationsConsumer()
+    for delivery in deliveries(broker_channel, topology, 2):
+        consumer.handle_delivery(delivery.body)
+
+    message.is_read = True
+    message.save()
+    [read] = deliveries(broker_channel, topology, 1)
+    consumer.handle_delivery(read.body)
+
+    assert Notification.objects.get(message=message).is_read is True
+    assert Notification.objects.get(message=other).is_read is False
+
+
+@pytest.mark.django_db
+def test_message_read_handled_before_message_created_still_ends_read(alice, bob, topology, broker_channel):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hi")
+    message.is_read = True
+    message.save()
+    created, read = deliveries(broker_channel, topology, 2)
+    consumer = NotificationsConsumer()
+
+    consumer.handle_delivery(read.body)
+    consumer.handle_delivery(created.body)
+
+    assert Notification.objects.get(message=message).is_read is True
+
+
+@pytest.mark.django_db
+def test_an_event_for_a_deleted_message_is_absorbed_without_a_notification(alice, bob, topology, broker_channel):
+    message = Message.objects.create(sender=alice, receiver=bob, content="gone soon")
+    [delivery] = deliveries(broker_channel, topology, 1)
+    message.delete()
+
+    outcome = NotificationsConsumer().handle_delivery(delivery.body)
+
+    assert outcome is Outcome.APPLIED
+    assert Notification.objects.count() == 0
+
+
+def cloudevent(**overrides) -> bytes:
+    document = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/test",
+        "type": "message.read",
+        "subject": "x",
+        "time": "2026-01-01T00:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
+    }
+    document.update(overrides)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json at all", "malformed envelope"),
+        (cloudevent(type="message.deleted"), "unknown event type"),
+        (cloudevent(data={"message_id": "nope"}), "fails"),
+        (cloudevent(schemaversion=9), "version 9"),
+    ],
+    ids=["not-json", "unknown-type", "bad-data", "unknown-version"],
+)
+def test_malformed_or_unknown_events_are_refused_for_the_dead_letter_queue(body, reason):
+    with pytest.raises(DeadLetter, match=reason):
+        NotificationsConsumer().handle_delivery(body)
+
+    assert InboxEntry.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_poison_goes_to_the_dead_letter_queue_and_the_next_message_still_flows(
+    alice, bob, topology, broker_channel
+):
+    queue = topology.queue_for("notifications")
+    Producer(broker_channel).publish(
+        b"not json", exchange=topology.events, routing_key="message.created", content_type="application/json"
+    )
+    Message.objects.create(sender=alice, receiver=bob, content="fine")
+    relay_everything()
+    consumer = NotificationsConsumer()
+
+    for delivery in get_messages(broker_channel, queue, expected=2):
+        consumer.on_message(delivery)
+
+    assert Notification.objects.count() == 1
+    dead_letter_queue = topology.dead_letter_queue_for("notifications")
+    assert wait_until(lambda: queue_depth(broker_channel, dead_letter_queue) == 1, what="the poison in the DLQ")
+    assert queue_depth(broker_channel, queue) == 0
+    [dead] = get_messages(broker_channel, dead_letter_queue, expected=1)
+    assert dead.body == b"not json"
+
+
+@pytest.mark.django_db
+def test_a_redelivery_after_the_consumer_died_before_its_ack_gives_one_notification(alice, bob, topology):
+    Message.objects.create(sender=alice, receiver=bob, content="hi")
+    relay_everything()
+    queue = topology.queue_for("notifications")
+    consumer = NotificationsConsumer()
+
+    # The first consumer commits, then its connection dies before the ack.
+    with broker_connection() as doomed:
+        [first] = get_messages(doomed.channel(), queue, expected=1)
+        assert consumer.handle_delivery(first.body) is Outcome.APPLIED
+    # The broker hands the unacked delivery to the next consumer, marked redelivered.
+    with broker_connection() as survivor:
+        channel = survivor.channel()
+        [again] = get_messages(channel, queue, expected=1)
+        assert again.delivery_info["redelivered"] is True
+        consumer.on_message(again)
+        assert queue_depth(channel, queue) == 0
+
+    assert Notification.objects.count() == 1

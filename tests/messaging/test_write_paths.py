@@ -1,0 +1,311 @@
+"""Every write path commits a Message and its events together, or refuses loudly."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.admin.sites import site  # noqa: F401 - admin URLs must be loaded for the request test
+from django.db import DatabaseError, connection, transaction
+from django.db.models.signals import post_save
+
+from messaging.events import MESSAGE_CREATED, MESSAGE_READ
+from messaging.models import Message
+from messaging.signals import message_events_disabled
+from outbox.errors import NotInTransaction
+from outbox.models import OutboxEvent
+from outbox.services import emit
+
+
+def events_of(message_id, event_type=None) -> list[str]:
+    events = OutboxEvent.objects.filter(aggregate_type="message", aggregate_id=str(message_id))
+    if event_type:
+        events = events.filter(event_type=event_type)
+    return list(events.order_by("id").values_list("event_type", flat=True))
+
+
+class FailAfterEvents:
+    """A post_save receiver, connected after the app's own, that fails once the events exist."""
+
+    def __init__(self) -> None:
+        self.saw_event = False
+
+    def __call__(self, sender, instance, **kwargs) -> None:
+        self.saw_event = OutboxEvent.objects.filter(aggregate_id=str(instance.pk)).exists()
+        raise RuntimeError("failure after the event was written")
+
+    def __enter__(self):
+        post_save.connect(self, sender=Message, dispatch_uid="test-fail-after-events")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        post_save.disconnect(sender=Message, dispatch_uid="test-fail-after-events")
+
+
+# --- signals ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_creating_a_message_appends_exactly_one_message_created_event(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    assert events_of(message.pk) == [MESSAGE_CREATED]
+    event = OutboxEvent.objects.get(aggregate_id=str(message.pk))
+    assert event.payload["message_id"] == str(message.pk)
+    assert event.payload["sender_username"] == "alice"
+    assert event.payload["receiver_id"] == bob.pk
+    assert event.payload["is_read"] is False
+
+
+@pytest.mark.django_db
+def test_unrelated_updates_append_no_event(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    message.content = "edited"
+    message.save()
+    message.save(update_fields=["content"])
+
+    assert events_of(message.pk) == [MESSAGE_CREATED]
+
+
+@pytest.mark.django_db
+def test_flipping_is_read_to_true_appends_one_message_read_event(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    message.is_read = True
+    message.save()
+    message.save()  # already read: no second event
+
+    assert events_of(message.pk) == [MESSAGE_CREATED, MESSAGE_READ]
+    read = OutboxEvent.objects.get(aggregate_id=str(message.pk), event_type=MESSAGE_READ)
+    assert read.payload["receiver_id"] == bob.pk
+
+
+@pytest.mark.django_db
+def test_marking_unread_emits_nothing_and_reading_again_emits_again(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+    message.is_read = True
+    message.save()
+
+    message.is_read = False
+    message.save()
+    message.is_read = True
+    message.save()
+
+    assert events_of(message.pk) == [MESSAGE_CREATED, MESSAGE_READ, MESSAGE_READ]
+
+
+@pytest.mark.django_db
+def test_read_flip_is_decided_by_the_stored_row_not_a_stale_instance(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+    stale = Message.objects.get(pk=message.pk)
+    message.is_read = True
+    message.save()
+
+    stale.is_read = True
+    stale.save()  # the row is already read: not a flip
+
+    assert events_of(message.pk, MESSAGE_READ) == [MESSAGE_READ]
+
+
+@pytest.mark.django_db
+def test_save_with_update_fields_including_is_read_emits_read(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    message.is_read = True
+    message.save(update_fields=["is_read"])
+
+    assert events_of(message.pk, MESSAGE_READ) == [MESSAGE_READ]
+
+
+@pytest.mark.django_db
+def test_long_content_travels_whole_in_the_event(alice, bob):
+    content = "x" * 5000
+    message = Message.objects.create(sender=alice, receiver=bob, content=content)
+
+    assert OutboxEvent.objects.get(aggregate_id=str(message.pk)).payload["content"] == content
+
+
+@pytest.mark.django_db
+def test_event_receivers_can_be_disconnected_for_isolated_tests(alice, bob):
+    with message_events_disabled():
+        message = Message.objects.create(sender=alice, receiver=bob, content="quiet")
+        message.is_read = True
+        message.save()
+
+    assert events_of(message.pk) == []
+    # Reconnected afterwards.
+    loud = Message.objects.create(sender=alice, receiver=bob, content="loud")
+    assert events_of(loud.pk) == [MESSAGE_CREATED]
+
+
+# --- one transaction on every path ----------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_in_autocommit_mode_leaves_neither_row_when_a_later_receiver_fails(alice, bob):
+    assert not connection.in_atomic_block
+    with FailAfterEvents() as failure, pytest.raises(RuntimeError):
+        Message.objects.create(sender=alice, receiver=bob, content="doomed")
+
+    assert failure.saw_event
+    assert Message.objects.count() == 0
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_save_in_autocommit_mode_leaves_neither_change_when_a_later_receiver_fails(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+    message.is_read = True
+
+    with FailAfterEvents() as failure, pytest.raises(RuntimeError):
+        message.save()
+
+    assert failure.saw_event
+    assert Message.objects.get(pk=message.pk).is_read is False
+    assert events_of(message.pk) == [MESSAGE_CREATED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_inside_atomic_rolls_back_with_its_event(alice, bob):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Message.objects.create(sender=alice, receiver=bob, content="doomed")
+        assert OutboxEvent.objects.count() == 1
+        raise RuntimeError("the caller's transaction fails later")
+
+    assert Message.objects.count() == 0
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_inside_a_request_leaves_neither_row_when_a_later_receiver_fails(admin_client, alice, bob):
+    with FailAfterEvents() as failure, pytest.raises(RuntimeError):
+        admin_client.post(
+            "/admin/messaging/message/add/",
+            {"sender": alice.pk, "receiver": bob.pk, "content": "doomed", "timestamp_0": "2026-01-01", "timestamp_1": "10:00:00"},
+        )
+
+    assert failure.saw_event
+    assert Message.objects.count() == 0
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_successful_create_in_autocommit_commits_message_and_event(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    assert Message.objects.filter(pk=message.pk).exists()
+    assert events_of(message.pk) == [MESSAGE_CREATED]
+
+
+# --- paths that skip signals ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_create_appends_one_created_event_per_message(alice, bob):
+    messages = Message.objects.bulk_create(
+        [Message(sender=alice, receiver=bob, content=f"bulk {i}") for i in range(5)]
+    )
+
+    assert Message.objects.count() == 5
+    for message in messages:
+        assert events_of(message.pk) == [MESSAGE_CREATED]
+
+
+@pytest.mark.django_db
+def test_bulk_create_refuses_to_ignore_conflicts(alice, bob):
+    with pytest.raises(ValueError, match="conflicts"):
+        Message.objects.bulk_create([Message(sender=alice, receiver=bob, content="x")], ignore_conflicts=True)
+
+
+@pytest.mark.django_db
+def test_queryset_update_of_is_read_refuses_and_names_mark_read(alice, bob):
+    Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    with pytest.raises(ValueError, match=r"mark_read\(\)"):
+        Message.objects.update(is_read=True)
+    assert Message.objects.filter(is_read=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_bulk_update_of_is_read_refuses(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+    message.is_read = True
+
+    with pytest.raises(ValueError, match=r"mark_read\(\)"):
+        Message.objects.bulk_update([message], ["is_read"])
+
+
+@pytest.mark.django_db
+def test_queryset_update_of_other_fields_still_works(alice, bob):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    assert Message.objects.filter(pk=message.pk).update(content="edited") == 1
+    assert events_of(message.pk) == [MESSAGE_CREATED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mark_read_appends_one_read_event_per_message_it_flips(alice, bob):
+    unread = [Message.objects.create(sender=alice, receiver=bob, content=f"m{i}") for i in range(3)]
+    already = Message.objects.create(sender=alice, receiver=bob, content="read", is_read=True)
+
+    flipped = Message.objects.filter(receiver=bob).mark_read()
+
+    assert flipped == 3
+    assert Message.objects.filter(is_read=False).count() == 0
+    for message in unread:
+        assert events_of(message.pk, MESSAGE_READ) == [MESSAGE_READ]
+    assert events_of(already.pk, MESSAGE_READ) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raw_sql_insert_without_its_event_is_refused_at_commit(alice, bob):
+    with pytest.raises(DatabaseError, match="without its message.created outbox event"), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO messaging_message (message_id, sender_id, receiver_id, content, timestamp, is_read) "
+            "VALUES (%s, %s, %s, 'raw', now(), false)",
+            [uuid.uuid4(), alice.pk, bob.pk],
+        )
+
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raw_sql_insert_with_its_event_in_the_same_transaction_commits(alice, bob):
+    message_id = uuid.uuid4()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO messaging_message (message_id, sender_id, receiver_id, content, timestamp, is_read) "
+                "VALUES (%s, %s, %s, 'raw', now(), false)",
+                [message_id, alice.pk, bob.pk],
+            )
+        emit(
+            aggregate_type="message",
+            aggregate_id=message_id,
+            event_type=MESSAGE_CREATED,
+            payload={
+                "message_id": message_id,
+                "sender_id": alice.pk,
+                "sender_username": "alice",
+                "receiver_id": bob.pk,
+                "content": "raw",
+                "sent_at": "2026-01-01T00:00:00Z",
+                "is_read": False,
+            },
+        )
+
+    assert Message.objects.filter(pk=message_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_outside_a_transaction_raises_instead_of_committing_alone():
+    with pytest.raises(NotInTransaction):
+        emit(
+            aggregate_type="message",
+            aggregate_id=uuid.uuid4(),
+            event_type=MESSAGE_READ,
+            payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
+        )
+
+    assert OutboxEvent.objects.count() == 0

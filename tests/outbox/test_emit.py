@@ -1,0 +1,97 @@
+"""outbox.emit: the one way to append an event, checked against its schema."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import transaction
+
+import outbox
+from messaging.events import MESSAGE_READ
+from outbox.errors import InvalidEventPayload, UnknownEventType
+from outbox.models import OutboxEvent
+
+
+def read_payload(**overrides):
+    payload = {"message_id": str(uuid.uuid4()), "receiver_id": 7, "read_at": "2026-01-01T00:00:00Z"}
+    payload.update(overrides)
+    return payload
+
+
+@pytest.mark.django_db
+def test_emit_appends_an_event_with_its_envelope_fields():
+    aggregate_id = uuid.uuid4()
+    event = outbox.emit(
+        aggregate_type="message",
+        aggregate_id=aggregate_id,
+        event_type=MESSAGE_READ,
+        payload=read_payload(message_id=str(aggregate_id)),
+        headers={"correlation_id": "abc"},
+    )
+
+    stored = OutboxEvent.objects.get(pk=event.pk)
+    assert stored.aggregate_id == str(aggregate_id)
+    assert stored.schema_version == 1
+    assert stored.headers == {"correlation_id": "abc"}
+    assert stored.published_at is None
+    assert stored.attempts == 0
+    assert isinstance(stored.event_id, uuid.UUID)
+
+
+@pytest.mark.django_db
+def test_emitted_event_ids_grow_in_write_order():
+    ids = [
+        outbox.emit(aggregate_type="message", aggregate_id=uuid.uuid4(), event_type=MESSAGE_READ, payload=read_payload()).pk
+        for _ in range(3)
+    ]
+
+    assert ids == sorted(ids)
+
+
+@pytest.mark.django_db
+def test_emit_refuses_an_unknown_event_type():
+    with pytest.raises(UnknownEventType, match="message.deleted"):
+        outbox.emit(aggregate_type="message", aggregate_id=1, event_type="message.deleted", payload={})
+
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"receiver_id": 7, "read_at": "2026-01-01T00:00:00Z"},
+        read_payload(message_id="not-a-uuid"),
+        read_payload(unexpected="field"),
+        read_payload(receiver_id=None),
+    ],
+    ids=["missing-field", "bad-uuid", "extra-field", "wrong-type"],
+)
+def test_emit_refuses_a_payload_that_breaks_the_schema(payload):
+    with pytest.raises(InvalidEventPayload):
+        outbox.emit(aggregate_type="message", aggregate_id=1, event_type=MESSAGE_READ, payload=payload)
+
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_schema_errors_never_quote_the_payload_values():
+    secret = "my secret message text"
+    with pytest.raises(InvalidEventPayload) as caught:
+        outbox.emit(aggregate_type="message", aggregate_id=1, event_type=MESSAGE_READ, payload=read_payload(message_id=secret))
+
+    assert secret not in str(caught.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_many_appends_all_or_nothing_with_the_transaction():
+    drafts = [
+        outbox.services.EventDraft(aggregate_type="message", aggregate_id=i, event_type=MESSAGE_READ, payload=read_payload())
+        for i in range(3)
+    ]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        outbox.emit_many(drafts)
+        raise RuntimeError("rolled back")
+
+    assert OutboxEvent.objects.count() == 0

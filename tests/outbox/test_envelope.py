@@ -1,0 +1,108 @@
+"""The CloudEvents 1.0 structured-mode envelope on the wire."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from outbox.envelope import CONTENT_TYPE, PERSISTENT, OutgoingEvent, amqp_properties, decode_event, encode_event
+from outbox.errors import MalformedEnvelope
+
+
+def outgoing(**overrides) -> OutgoingEvent:
+    fields = {
+        "id": 42,
+        "event_id": uuid.uuid4(),
+        "aggregate_type": "message",
+        "aggregate_id": str(uuid.uuid4()),
+        "event_type": "message.read",
+        "schema_version": 1,
+        "payload_json": '{"message_id": "m", "receiver_id": 3}',
+        "headers": {"correlation_id": "c-1"},
+        "occurred_at": datetime(2026, 11, 24, 6, 0, 0, 123456, tzinfo=UTC),
+    }
+    fields.update(overrides)
+    return OutgoingEvent(**fields)
+
+
+def test_encoded_event_is_a_cloudevents_1_0_structured_document():
+    event = outgoing()
+
+    document = json.loads(encode_event(event, source="/messaging-service"))
+
+    assert document == {
+        "specversion": "1.0",
+        "id": str(event.event_id),
+        "source": "/messaging-service",
+        "type": "message.read",
+        "subject": event.aggregate_id,
+        "time": "2026-11-24T06:00:00.123456Z",
+        "datacontenttype": "application/json",
+        "schemaversion": 1,
+        "aggregatetype": "message",
+        "data": {"message_id": "m", "receiver_id": 3},
+    }
+
+
+def test_amqp_properties_carry_the_event_id_content_type_and_persistence():
+    event = outgoing()
+
+    properties = amqp_properties(event)
+
+    assert properties["message_id"] == str(event.event_id)
+    assert properties["content_type"] == CONTENT_TYPE == "application/cloudevents+json"
+    assert properties["delivery_mode"] == PERSISTENT == 2
+    assert properties["application_headers"] == {"correlation_id": "c-1"}
+
+
+def test_decoding_an_encoded_event_gives_back_its_fields():
+    event = outgoing()
+
+    received = decode_event(encode_event(event, source="/svc"))
+
+    assert received.event_id == event.event_id
+    assert received.event_type == "message.read"
+    assert received.subject == event.aggregate_id
+    assert received.time == event.occurred_at
+    assert received.schema_version == 1
+    assert received.data == {"message_id": "m", "receiver_id": 3}
+
+
+def valid_document() -> dict:
+    return json.loads(encode_event(outgoing(), source="/svc"))
+
+
+def without(key: str) -> dict:
+    document = valid_document()
+    del document[key]
+    return document
+
+
+def with_value(key: str, value) -> dict:
+    document = valid_document()
+    document[key] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\xff\xfe not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (json.dumps(with_value("specversion", "0.3")).encode(), "specversion"),
+        (json.dumps(without("id")).encode(), "'id'"),
+        (json.dumps(without("type")).encode(), "'type'"),
+        (json.dumps(without("data")).encode(), "'data'"),
+        (json.dumps(with_value("id", "not-a-uuid")).encode(), "not a UUID"),
+        (json.dumps(with_value("time", "yesterday")).encode(), "RFC 3339"),
+        (json.dumps(with_value("schemaversion", "one")).encode(), "schemaversion"),
+        (json.dumps(with_value("datacontenttype", "text/xml")).encode(), "datacontenttype"),
+    ],
+    ids=["not-json", "not-object", "specversion", "no-id", "no-type", "no-data", "bad-id", "bad-time", "bad-version", "xml"],
+)
+def test_malformed_bodies_are_refused_with_the_reason(body, reason):
+    with pytest.raises(MalformedEnvelope, match=reason):
+        decode_event(body)
