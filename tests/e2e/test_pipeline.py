@@ -142,3 +142,18 @@ def test_no_message_content_reaches_the_worker_logs(alice, bob, spawn_worker):
 
     assert secret not in log_of(relay)
     assert secret not in log_of(consumer)
+
+
+def test_two_relays_together_publish_every_event_exactly_once(alice, bob, spawn_worker, topology, broker_channel):
+    from tests.helpers import queue_depth
+
+    for _ in range(2):
+        spawn_worker("relay", env={"RELAY_BATCH_SIZE": "20"})
+    messages = Message.objects.bulk_create(
+        [Message(sender=alice, receiver=bob, content=f"bulk {i}") for i in range(300)]
+    )
+
+    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="all published")
+    queue = topology.queue_for("notifications")
+    # Both relays are idle now; the queue holds exactly what was confirmed, each event once.
+    assert wait_until(lambda: queue_depth(broker_channel, queue) == len(messages), what="every event queued once")
