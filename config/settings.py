@@ -30,30 +30,29 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be one of {sorted(_TRUE | _FALSE)}, not {raw!r}")
 
 
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
+_KIND = {int: "an integer", float: "a number"}
+
+
+def _env_number(name: str, default: float, cast: type, minimum: float) -> float:
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {_KIND[cast]}, not {raw!r}") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
     return value
 
 
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    return _env_number(name, default, int, minimum)
+
+
 def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be positive, not {value}")
-    return value
+    # Durations: zero would mean busy loops or no waiting at all.
+    return _env_number(name, default, float, 0.001)
 
 
 def _env_list(name: str, default: str) -> list[str]:

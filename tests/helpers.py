@@ -42,3 +42,15 @@ def queue_depth(channel, queue) -> int:
     """Messages ready in `queue` (a passive declare reads the count)."""
     _, count, _ = channel.queue_declare(queue=queue.name, passive=True)
     return count
+
+
+def terminate_other_database_sessions() -> int:
+    """Kill every other session on the test database, as a failover or an admin would."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]

@@ -28,9 +28,7 @@ def stop(process) -> int:
     return process.wait(timeout=20)
 
 
-def test_many_messages_between_several_users_give_each_receiver_exactly_one_notification_each(
-    make_user, spawn_worker
-):
+def test_many_messages_between_several_users_give_each_receiver_exactly_one_notification_each(make_user, spawn_worker):
     users = [make_user() for _ in range(5)]
     relay = spawn_worker("relay")
     consumer = spawn_worker("consume_notifications")
@@ -70,9 +68,7 @@ def test_marking_a_message_read_reaches_its_notification(alice, bob, spawn_worke
 def test_events_published_before_the_consumer_ever_started_are_not_lost(alice, bob, spawn_worker):
     relay = spawn_worker("relay")
     messages = [Message.objects.create(sender=alice, receiver=bob, content=f"early {i}") for i in range(5)]
-    wait_until(
-        lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="the relay to publish"
-    )
+    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="the relay to publish")
     assert Notification.objects.count() == 0
 
     spawn_worker("consume_notifications")

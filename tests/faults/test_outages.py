@@ -7,11 +7,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from messaging.models import Message, Notification
 from outbox.models import OutboxEvent
-from tests.helpers import wait_until
+from tests.helpers import terminate_other_database_sessions, wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -75,12 +74,7 @@ def test_relay_survives_its_database_connections_being_terminated(alice, bob, sp
     Message.objects.create(sender=alice, receiver=bob, content="before")
     wait_until(all_published, what="the first event published")
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        assert cursor.fetchone()[0] >= 1
+    assert terminate_other_database_sessions() >= 1
     Message.objects.create(sender=alice, receiver=bob, content="after")
 
     wait_until(all_published, timeout=20, what="the event written after the termination published")
@@ -88,13 +82,15 @@ def test_relay_survives_its_database_connections_being_terminated(alice, bob, sp
     assert stop(relay) == 0
 
 
-def test_consumer_logs_a_broker_outage_once_and_consumes_again_when_it_returns(
-    alice, bob, spawn_worker, broker_proxy
-):
+def test_consumer_logs_a_broker_outage_once_and_consumes_again_when_it_returns(alice, bob, spawn_worker, broker_proxy):
     spawn_worker("relay")
     consumer = spawn_worker(
         "consume_notifications",
-        env={"BROKER_URL": proxied_broker_url(broker_proxy), "CONSUMER_MAX_BACKOFF_SECONDS": "0.5", "LOG_LEVEL": "DEBUG"},
+        env={
+            "BROKER_URL": proxied_broker_url(broker_proxy),
+            "CONSUMER_MAX_BACKOFF_SECONDS": "0.5",
+            "LOG_LEVEL": "DEBUG",
+        },
     )
     Message.objects.create(sender=alice, receiver=bob, content="before")
     wait_until(lambda: Notification.objects.count() == 1, what="the first notification")
@@ -118,11 +114,7 @@ def test_consumer_survives_its_database_connection_being_terminated(alice, bob, 
     Message.objects.create(sender=alice, receiver=bob, content="before")
     wait_until(lambda: Notification.objects.count() == 1, what="the first notification")
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    assert terminate_other_database_sessions() >= 1
     for i in range(3):
         Message.objects.create(sender=alice, receiver=bob, content=f"after {i}")
 

@@ -152,9 +152,7 @@ def test_malformed_or_unknown_events_are_refused_for_the_dead_letter_queue(body,
 
 
 @pytest.mark.django_db
-def test_poison_goes_to_the_dead_letter_queue_and_the_next_message_still_flows(
-    alice, bob, topology, broker_channel
-):
+def test_poison_goes_to_the_dead_letter_queue_and_the_next_message_still_flows(alice, bob, topology, broker_channel):
     queue = topology.queue_for("notifications")
     Producer(broker_channel).publish(
         b"not json", exchange=topology.events, routing_key="message.created", content_type="application/json"

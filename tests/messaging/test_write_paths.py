@@ -182,7 +182,13 @@ def test_create_inside_a_request_leaves_neither_row_when_a_later_receiver_fails(
     with FailAfterEvents() as failure, pytest.raises(RuntimeError):
         admin_client.post(
             "/admin/messaging/message/add/",
-            {"sender": alice.pk, "receiver": bob.pk, "content": "doomed", "timestamp_0": "2026-01-01", "timestamp_1": "10:00:00"},
+            {
+                "sender": alice.pk,
+                "receiver": bob.pk,
+                "content": "doomed",
+                "timestamp_0": "2026-01-01",
+                "timestamp_1": "10:00:00",
+            },
         )
 
     assert failure.saw_event
@@ -203,9 +209,7 @@ def test_successful_create_in_autocommit_commits_message_and_event(alice, bob):
 
 @pytest.mark.django_db(transaction=True)
 def test_bulk_create_appends_one_created_event_per_message(alice, bob):
-    messages = Message.objects.bulk_create(
-        [Message(sender=alice, receiver=bob, content=f"bulk {i}") for i in range(5)]
-    )
+    messages = Message.objects.bulk_create([Message(sender=alice, receiver=bob, content=f"bulk {i}") for i in range(5)])
 
     assert Message.objects.count() == 5
     for message in messages:
@@ -260,7 +264,10 @@ def test_mark_read_appends_one_read_event_per_message_it_flips(alice, bob):
 
 @pytest.mark.django_db(transaction=True)
 def test_raw_sql_insert_without_its_event_is_refused_at_commit(alice, bob):
-    with pytest.raises(DatabaseError, match="without its message.created outbox event"), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match=r"without its message\.created outbox event"),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(
             "INSERT INTO messaging_message (message_id, sender_id, receiver_id, content, timestamp, is_read) "
             "VALUES (%s, %s, %s, 'raw', now(), false)",

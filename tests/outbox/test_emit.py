@@ -42,7 +42,9 @@ def test_emit_appends_an_event_with_its_envelope_fields():
 @pytest.mark.django_db
 def test_emitted_event_ids_grow_in_write_order():
     ids = [
-        outbox.emit(aggregate_type="message", aggregate_id=uuid.uuid4(), event_type=MESSAGE_READ, payload=read_payload()).pk
+        outbox.emit(
+            aggregate_type="message", aggregate_id=uuid.uuid4(), event_type=MESSAGE_READ, payload=read_payload()
+        ).pk
         for _ in range(3)
     ]
 
@@ -51,7 +53,7 @@ def test_emitted_event_ids_grow_in_write_order():
 
 @pytest.mark.django_db
 def test_emit_refuses_an_unknown_event_type():
-    with pytest.raises(UnknownEventType, match="message.deleted"):
+    with pytest.raises(UnknownEventType, match=r"message\.deleted"):
         outbox.emit(aggregate_type="message", aggregate_id=1, event_type="message.deleted", payload={})
 
     assert OutboxEvent.objects.count() == 0
@@ -79,7 +81,9 @@ def test_emit_refuses_a_payload_that_breaks_the_schema(payload):
 def test_schema_errors_never_quote_the_payload_values():
     secret = "my secret message text"
     with pytest.raises(InvalidEventPayload) as caught:
-        outbox.emit(aggregate_type="message", aggregate_id=1, event_type=MESSAGE_READ, payload=read_payload(message_id=secret))
+        outbox.emit(
+            aggregate_type="message", aggregate_id=1, event_type=MESSAGE_READ, payload=read_payload(message_id=secret)
+        )
 
     assert secret not in str(caught.value)
 
@@ -87,7 +91,9 @@ def test_schema_errors_never_quote_the_payload_values():
 @pytest.mark.django_db(transaction=True)
 def test_emit_many_appends_all_or_nothing_with_the_transaction():
     drafts = [
-        outbox.services.EventDraft(aggregate_type="message", aggregate_id=i, event_type=MESSAGE_READ, payload=read_payload())
+        outbox.services.EventDraft(
+            aggregate_type="message", aggregate_id=i, event_type=MESSAGE_READ, payload=read_payload()
+        )
         for i in range(3)
     ]
     with pytest.raises(RuntimeError), transaction.atomic():

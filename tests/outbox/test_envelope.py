@@ -101,7 +101,18 @@ def with_value(key: str, value) -> dict:
         (json.dumps(with_value("schemaversion", "one")).encode(), "schemaversion"),
         (json.dumps(with_value("datacontenttype", "text/xml")).encode(), "datacontenttype"),
     ],
-    ids=["not-json", "not-object", "specversion", "no-id", "no-type", "no-data", "bad-id", "bad-time", "bad-version", "xml"],
+    ids=[
+        "not-json",
+        "not-object",
+        "specversion",
+        "no-id",
+        "no-type",
+        "no-data",
+        "bad-id",
+        "bad-time",
+        "bad-version",
+        "xml",
+    ],
 )
 def test_malformed_bodies_are_refused_with_the_reason(body, reason):
     with pytest.raises(MalformedEnvelope, match=reason):

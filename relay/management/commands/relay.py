@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from outbox.shutdown import stop_on_signals
 from relay.publisher import BrokerUnavailable
 from relay.relay import DatabaseUnavailable, Relay
-from outbox.shutdown import stop_on_signals
 
 
 class Command(BaseCommand):
