@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _user_numbers = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2 is slow on purpose; tests create many users and need no such protection."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db):
     """Create a user with a unique name: `make_user()` or `make_user("alice")`."""
