@@ -158,7 +158,25 @@ RELAY_POLL_INTERVAL_SECONDS = _env_float("RELAY_POLL_INTERVAL_SECONDS", 5.0)
 RELAY_CONFIRM_TIMEOUT_SECONDS = _env_float("RELAY_CONFIRM_TIMEOUT_SECONDS", 10.0)
 RELAY_MAX_BACKOFF_SECONDS = _env_float("RELAY_MAX_BACKOFF_SECONDS", 30.0)
 
+# A publish that fails (unroutable, refused, too large) is retried with exponential backoff and
+# jitter, then parked as dead after this many attempts; it never holds up other aggregates.
+OUTBOX_MAX_ATTEMPTS = _env_int("OUTBOX_MAX_ATTEMPTS", 8)
+OUTBOX_RETRY_BASE_SECONDS = _env_float("OUTBOX_RETRY_BASE_SECONDS", 1.0)
+OUTBOX_RETRY_MAX_SECONDS = _env_float("OUTBOX_RETRY_MAX_SECONDS", 300.0)
+# Larger events are refused before they reach the broker (RabbitMQ's own limit is far higher).
+OUTBOX_MAX_EVENT_BYTES = _env_int("OUTBOX_MAX_EVENT_BYTES", 1024 * 1024)
+
+# Workers write a heartbeat this often; one silent for WORKER_STALL_SECONDS is reported stalled.
+WORKER_HEARTBEAT_SECONDS = _env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
+WORKER_STALL_SECONDS = _env_float("WORKER_STALL_SECONDS", 30.0)
+
+# Fault injection for the fault suite only: "name=probability,..." (see outbox/failpoints.py).
+OUTBOX_FAILPOINTS = os.environ.get("OUTBOX_FAILPOINTS", "")
+
 CONSUMER_PREFETCH = _env_int("CONSUMER_PREFETCH", 100)
+# A delivery whose handler keeps failing is dead-lettered on this delivery.
+CONSUMER_MAX_DELIVERIES = _env_int("CONSUMER_MAX_DELIVERIES", 5)
+CONSUMER_RETRY_MAX_DELAY_SECONDS = _env_float("CONSUMER_RETRY_MAX_DELAY_SECONDS", 5.0)
 CONSUMER_MAX_BACKOFF_SECONDS = _env_float("CONSUMER_MAX_BACKOFF_SECONDS", 30.0)
 
 # Notifications show the start of a message, cut with an ellipsis past this many characters.

@@ -5,7 +5,9 @@
 - `messaging.dead-letter` → `messaging.notifications.dead-letter`: what that consumer refuses.
 
 Queues are quorum queues: replicated and fsynced before the broker confirms a publish, and they
-count deliveries, so a message that keeps failing can be bounded.
+count deliveries (`x-delivery-count`), so a message that keeps failing can be bounded. The
+notifications queue has a single active consumer: several consumers give fail-over, not
+reordering.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def build_topology(namespace: str = "") -> Topology:
         durable=True,
         queue_arguments={
             "x-queue-type": "quorum",
+            # One consumer at a time takes deliveries, the others wait as hot standbys: each
+            # message's events are applied in the order the relay published them.
+            "x-single-active-consumer": True,
             "x-dead-letter-exchange": dead_letter.name,
             "x-dead-letter-routing-key": dead_letter_name,
         },

@@ -22,8 +22,11 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from kombu import Consumer
 
 from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
+from outbox.dead_letters import DeadLetterPublisher
 from outbox.envelope import ReceivedEvent, decode_event
 from outbox.errors import InvalidEventPayload, MalformedEnvelope, UnknownEventType
+from outbox.failpoints import failpoint
+from outbox.heartbeats import Heartbeat
 from outbox.inbox import record_in_inbox
 from outbox.outages import OutageTracker
 from outbox.schemas import validate_event_data
@@ -31,6 +34,7 @@ from outbox.schemas import validate_event_data
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_SECONDS = 1.0
+RETRY_BASE_DELAY_SECONDS = 0.1
 
 EventHandler = Callable[[ReceivedEvent], None]
 
@@ -74,7 +78,19 @@ class InboxConsumer:
         self.using = using
         self._stop = threading.Event()
         self._connection = None
+        self.max_deliveries = settings.CONSUMER_MAX_DELIVERIES
+        self.retry_max_delay = settings.CONSUMER_RETRY_MAX_DELAY_SECONDS
         self._outages = OutageTracker(logger, f"consumer.{self.name}", max_backoff=self.max_backoff)
+        self.heartbeat = Heartbeat(f"consumer.{self.name}")
+        self._dead_letters = (
+            DeadLetterPublisher(
+                url=self.url,
+                exchange=self.topology.dead_letter_exchange,
+                routing_key=self.topology.dead_letter_queue_for(self.name).routing_key,
+            )
+            if self.topology.dead_letter_exchange is not None
+            else None
+        )
 
     def handlers(self) -> dict[str, EventHandler]:
         """Event type -> the function that applies it, inside the inbox transaction."""
@@ -97,9 +113,18 @@ class InboxConsumer:
             raise DeadLetter(str(exc)) from exc
         try:
             with transaction.atomic(using=self.using):
-                if not record_in_inbox(self.name, event.event_id, event.event_type, using=self.using):
+                new = record_in_inbox(
+                    self.name,
+                    event.event_id,
+                    event.event_type,
+                    subject=event.subject,
+                    sequence=event.sequence,
+                    using=self.using,
+                )
+                if not new:
                     return Outcome.DUPLICATE
                 handler(event)
+                failpoint("consumer.before_commit")
         except (OperationalError, InterfaceError) as exc:
             connections[self.using].close()
             raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
@@ -107,28 +132,65 @@ class InboxConsumer:
 
     def on_message(self, message) -> None:
         """kombu callback: settle the delivery according to what handling it gave."""
-        message_id = message.properties.get("message_id", "-")
         try:
             outcome = self.handle_delivery(message.body)
         except DeadLetter as exc:
-            logger.warning("consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, message_id, exc)
-            message.reject(requeue=False)
+            self._dead_letter(message, str(exc))
             return
         except DatabaseUnavailable:
             # Not acked: closing the connection hands this and every prefetched delivery back.
             raise
-        except Exception as exc:
-            # A handler that fails for a reason we did not foresee must not stall the queue.
-            logger.exception(
-                "consumer.dead_lettered consumer=%s message_id=%s reason=handler_error error=%s",
-                self.name,
-                message_id,
-                type(exc).__name__,
-            )
-            message.reject(requeue=False)
+        except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
+            self._retry_or_dead_letter(message, exc)
             return
+        if outcome is Outcome.APPLIED:
+            failpoint("consumer.after_commit")
         message.ack()
-        logger.debug("consumer.%s consumer=%s message_id=%s", outcome.value, self.name, message_id)
+        logger.debug("consumer.%s consumer=%s message_id=%s", outcome.value, self.name, _message_id(message))
+
+    def _retry_or_dead_letter(self, message, exc: Exception) -> None:
+        # Quorum queues count deliveries; a handler failing for a reason we did not foresee is
+        # retried a few times with a growing, bounded delay, then parked so the queue flows.
+        deliveries = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+        if deliveries >= self.max_deliveries:
+            logger.exception(
+                "consumer.handler_failed consumer=%s message_id=%s delivery=%d giving_up=true",
+                self.name,
+                _message_id(message),
+                deliveries,
+            )
+            self._dead_letter(message, f"handler failed on {deliveries} deliveries: {type(exc).__name__}")
+            return
+        delay = min(RETRY_BASE_DELAY_SECONDS * 2 ** (deliveries - 1), self.retry_max_delay)
+        logger.warning(
+            "consumer.handler_failed consumer=%s message_id=%s delivery=%d retry_in=%.2fs error=%s",
+            self.name,
+            _message_id(message),
+            deliveries,
+            delay,
+            type(exc).__name__,
+        )
+        self._stop.wait(delay)
+        message.requeue()
+
+    def _dead_letter(self, message, reason: str) -> None:
+        logger.warning(
+            "consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, _message_id(message), reason
+        )
+        if self._dead_letters is not None:
+            try:
+                self._dead_letters.publish(message, reason=reason, consumer=self.name)
+            except Exception as exc:  # noqa: BLE001 - fall back to the broker's own dead-lettering
+                logger.warning(
+                    "consumer.dead_letter_publish_failed consumer=%s error=%s fallback=reject",
+                    self.name,
+                    type(exc).__name__,
+                )
+                self._dead_letters.close()
+            else:
+                message.ack()
+                return
+        message.reject(requeue=False)
 
     # --- loop ---------------------------------------------------------------------------
 
@@ -158,6 +220,12 @@ class InboxConsumer:
             finally:
                 self._disconnect()
             self._stop.wait(delay)
+        if self._dead_letters is not None:
+            self._dead_letters.close()
+        try:
+            self.heartbeat.clear(using=self.using)
+        except (OperationalError, InterfaceError):
+            logger.warning("consumer.heartbeat_not_cleared consumer=%s reason=database_unavailable", self.name)
         logger.info("consumer.stopped consumer=%s", self.name)
 
     def stop(self) -> None:
@@ -178,6 +246,14 @@ class InboxConsumer:
                 self._connection.drain_events(timeout=DRAIN_TIMEOUT_SECONDS)
             except TimeoutError:
                 self._connection.heartbeat_check()
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            self.heartbeat.beat(using=self.using)
+        except (OperationalError, InterfaceError) as exc:
+            connections[self.using].close()
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
@@ -186,3 +262,7 @@ class InboxConsumer:
                 connection.release()
             except Exception:
                 logger.debug("consumer.close_failed consumer=%s", self.name, exc_info=True)
+
+
+def _message_id(message) -> str:
+    return (message.properties or {}).get("message_id", "-")

@@ -21,6 +21,8 @@ DATA_CONTENT_TYPE = "application/json"
 # CloudEvents extension attributes (lowercase alphanumerics only, per the spec).
 SCHEMA_VERSION_ATTRIBUTE = "schemaversion"
 AGGREGATE_TYPE_ATTRIBUTE = "aggregatetype"
+# The CloudEvents `sequence` extension: the outbox id, zero-padded so that it orders as a string.
+SEQUENCE_ATTRIBUTE = "sequence"
 # AMQP delivery_mode 2: the broker writes the message to disk in a durable queue.
 PERSISTENT = 2
 
@@ -40,6 +42,7 @@ class OutgoingEvent:
     payload_json: str
     headers: dict[str, Any]
     occurred_at: datetime
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,11 @@ class ReceivedEvent:
     schema_version: int
     aggregate_type: str
     data: Any
+    sequence: int | None = None
+
+
+def format_sequence(outbox_id: int) -> str:
+    return f"{outbox_id:020d}"
 
 
 def format_time(moment: datetime) -> str:
@@ -73,6 +81,7 @@ def encode_event(event: OutgoingEvent, *, source: str) -> bytes:
         "datacontenttype": DATA_CONTENT_TYPE,
         SCHEMA_VERSION_ATTRIBUTE: event.schema_version,
         AGGREGATE_TYPE_ATTRIBUTE: event.aggregate_type,
+        SEQUENCE_ATTRIBUTE: format_sequence(event.id),
     }
     # The payload is stored as JSON already: splice it in rather than parse and re-serialize it.
     head = json.dumps(attributes, separators=(",", ":"))
@@ -125,6 +134,9 @@ def decode_event(body: bytes | str) -> ReceivedEvent:
         raise MalformedEnvelope("attribute 'time' is not an RFC 3339 timestamp") from None
     if time.tzinfo is None:
         raise MalformedEnvelope("attribute 'time' has no UTC offset")
+    sequence = document.get(SEQUENCE_ATTRIBUTE)
+    if sequence is not None and (not isinstance(sequence, str) or not sequence.isdigit()):
+        raise MalformedEnvelope(f"attribute {SEQUENCE_ATTRIBUTE!r} must be a string of digits")
     return ReceivedEvent(
         event_id=event_id,
         event_type=document["type"],
@@ -134,4 +146,5 @@ def decode_event(body: bytes | str) -> ReceivedEvent:
         schema_version=schema_version,
         aggregate_type=str(document.get(AGGREGATE_TYPE_ATTRIBUTE, "")),
         data=document["data"],
+        sequence=int(sequence) if sequence is not None else None,
     )

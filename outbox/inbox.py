@@ -14,19 +14,27 @@ from outbox.models import InboxEntry
 from outbox.services import require_transaction
 
 _RECORD_SQL = f"""
-    INSERT INTO {InboxEntry._meta.db_table} (consumer, event_id, event_type, processed_at)
-    VALUES (%s, %s, %s, now())
+    INSERT INTO {InboxEntry._meta.db_table} (consumer, event_id, event_type, subject, sequence, processed_at)
+    VALUES (%s, %s, %s, %s, %s, now())
     ON CONFLICT (consumer, event_id) DO NOTHING
     RETURNING id
 """
 
 
-def record_in_inbox(consumer: str, event_id: uuid.UUID, event_type: str, *, using: str = DEFAULT_DB_ALIAS) -> bool:
+def record_in_inbox(
+    consumer: str,
+    event_id: uuid.UUID,
+    event_type: str,
+    *,
+    subject: str = "",
+    sequence: int | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> bool:
     """Record that `consumer` applies `event_id` in the open transaction; False if it already had.
 
     Call it first in the transaction that applies the event: on False, apply nothing.
     """
     require_transaction(using)
     with connections[using].cursor() as cursor:
-        cursor.execute(_RECORD_SQL, [consumer, event_id, event_type])
+        cursor.execute(_RECORD_SQL, [consumer, event_id, event_type, subject, sequence])
         return cursor.fetchone() is not None

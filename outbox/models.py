@@ -34,6 +34,10 @@ EVENT_CONTENT_FIELDS = (
 DELETE_GUARD_URI = "outbox.OutboxEvent:outbox_events_append_only_delete"
 
 
+# Pending: neither published nor parked dead. Partial indexes stay as small as the backlog.
+PENDING = models.Q(published_at__isnull=True, dead_at__isnull=True)
+
+
 class OutboxEvent(models.Model):
     """One domain event, written in the same transaction as the change it describes."""
 
@@ -52,18 +56,24 @@ class OutboxEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # After a failed publish: not claimed again before this moment (backoff with jitter).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Parked after too many failed attempts; `outbox_retry` sends it again.
+    dead_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
         indexes = [
             # The relay's claim reads only unpublished rows in id order; the partial index stays
             # as small as the backlog however many published rows the table holds.
+            models.Index(fields=["id"], name="outbox_pending_idx", condition=PENDING),
+            # The claim skips an event while an older one of its aggregate is still pending,
+            # which keeps each aggregate's events in order across relays and retries.
             models.Index(
-                fields=["id"],
-                name="outbox_pending_idx",
-                condition=models.Q(published_at__isnull=True),
+                fields=["aggregate_type", "aggregate_id", "id"], name="outbox_pending_aggregate_idx", condition=PENDING
             ),
             models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx"),
+            models.Index(fields=["dead_at"], name="outbox_dead_idx", condition=models.Q(dead_at__isnull=False)),
             models.Index(fields=["event_type", "occurred_at"], name="outbox_type_time_idx"),
         ]
         triggers = [
@@ -114,8 +124,10 @@ class OutboxEvent(models.Model):
         return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id} #{self.id}"
 
     @property
-    def is_published(self) -> bool:
-        return self.published_at is not None
+    def state(self) -> str:
+        if self.published_at is not None:
+            return "published"
+        return "dead" if self.dead_at is not None else "pending"
 
 
 class InboxEntry(models.Model):
@@ -125,6 +137,9 @@ class InboxEntry(models.Model):
     consumer = models.CharField(max_length=100)
     event_id = models.UUIDField()
     event_type = models.CharField(max_length=100)
+    # The event's aggregate and its position in the outbox: lets anyone check per-aggregate order.
+    subject = models.CharField(max_length=100, blank=True, default="")
+    sequence = models.BigIntegerField(null=True, blank=True)
     processed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -136,3 +151,20 @@ class InboxEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer} processed {self.event_type} {self.event_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of one relay or consumer process."""
+
+    worker_id = models.CharField(max_length=200, primary_key=True)
+    kind = models.CharField(max_length=50)
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["kind", "worker_id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.worker_id}"

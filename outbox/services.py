@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from outbox.envelope import OutgoingEvent
@@ -106,14 +108,26 @@ def emit(
     return emit_many([draft], using=using)[0]
 
 
+_TABLE = OutboxEvent._meta.db_table
+
+# Pending events in id order whose retry time has come, skipping any event while an older event
+# of the same aggregate is still pending (claimed by another relay, or waiting for its retry):
+# that keeps each aggregate's events in order whatever the number of relays. Dead events do not
+# hold their aggregate back.
 _CLAIM_SQL = f"""
-    SELECT id, event_id, aggregate_type, aggregate_id, event_type, schema_version,
-           payload::text, headers::text, occurred_at
-    FROM {OutboxEvent._meta.db_table}
-    WHERE published_at IS NULL
-    ORDER BY id
+    SELECT e.id, e.event_id, e.aggregate_type, e.aggregate_id, e.event_type, e.schema_version,
+           e.payload::text, e.headers::text, e.occurred_at, e.attempts
+    FROM {_TABLE} e
+    WHERE e.published_at IS NULL AND e.dead_at IS NULL
+      AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+      AND NOT EXISTS (
+          SELECT 1 FROM {_TABLE} older
+          WHERE older.aggregate_type = e.aggregate_type AND older.aggregate_id = e.aggregate_id
+            AND older.id < e.id AND older.published_at IS NULL AND older.dead_at IS NULL
+      )
+    ORDER BY e.id
     LIMIT %s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF e SKIP LOCKED
 """
 
 
@@ -138,6 +152,7 @@ def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> l
             payload_json=row[6],
             headers=json.loads(row[7]),
             occurred_at=row[8],
+            attempts=row[9],
         )
         for row in rows
     ]
@@ -150,23 +165,58 @@ def mark_published(event_ids: Sequence[int], *, using: str = DEFAULT_DB_ALIAS) -
     require_transaction(using)
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"UPDATE {OutboxEvent._meta.db_table} "
-            "SET published_at = now(), last_attempt_at = now(), attempts = attempts + 1, last_error = '' "
+            f"UPDATE {_TABLE} "
+            "SET published_at = now(), last_attempt_at = now(), attempts = attempts + 1, last_error = '', "
+            "next_attempt_at = NULL "
             "WHERE id = ANY(%s) AND published_at IS NULL",
             [list(event_ids)],
         )
         return cursor.rowcount
 
 
-def record_publish_failures(errors: Mapping[int, str], *, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Count a failed attempt on each claimed event and keep its error for operators."""
+# Exponential backoff with jitter (half to all of the capped delay), and the last attempt parks
+# the event as dead. Computed in the database so that every relay applies one rule.
+_FAILURE_SQL = f"""
+    UPDATE {_TABLE}
+    SET attempts = attempts + 1,
+        last_attempt_at = now(),
+        last_error = %(error)s,
+        next_attempt_at = now() + make_interval(
+            secs => least(%(base)s * power(2, attempts), %(cap)s) * (0.5 + random() / 2)
+        ),
+        dead_at = CASE WHEN attempts + 1 >= %(max_attempts)s THEN now() END
+    WHERE id = %(id)s AND published_at IS NULL
+    RETURNING dead_at IS NOT NULL
+"""
+
+
+def record_publish_failures(errors: Mapping[int, str], *, using: str = DEFAULT_DB_ALIAS) -> list[int]:
+    """Count a failed attempt on each claimed event, schedule its retry; return those now dead."""
     if not errors:
-        return
+        return []
     require_transaction(using)
+    dead = []
     with connections[using].cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {OutboxEvent._meta.db_table} "
-            "SET attempts = attempts + 1, last_attempt_at = now(), last_error = %s "
-            "WHERE id = %s AND published_at IS NULL",
-            [(error[:MAX_ERROR_LENGTH], event_id) for event_id, error in errors.items()],
+        for event_id, error in errors.items():
+            cursor.execute(
+                _FAILURE_SQL,
+                {
+                    "error": error[:MAX_ERROR_LENGTH],
+                    "base": settings.OUTBOX_RETRY_BASE_SECONDS,
+                    "cap": settings.OUTBOX_RETRY_MAX_SECONDS,
+                    "max_attempts": settings.OUTBOX_MAX_ATTEMPTS,
+                    "id": event_id,
+                },
+            )
+            row = cursor.fetchone()
+            if row and row[0]:
+                dead.append(event_id)
+    return dead
+
+
+def retry_dead_events(events: QuerySet[OutboxEvent]) -> int:
+    """Send dead events again: back to pending with a fresh attempt budget; the last error stays."""
+    with transaction.atomic(using=events.db):
+        return events.filter(dead_at__isnull=False, published_at__isnull=True).update(
+            dead_at=None, next_attempt_at=None, attempts=0
         )

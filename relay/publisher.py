@@ -10,6 +10,7 @@ a `basic.return` and is reported failed, never confirmed.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,8 +49,9 @@ class ConfirmingPublisher:
     ) -> None:
         self._url = url or settings.BROKER_URL
         self._topology = topology or load_topology()
-        self._confirm_timeout = confirm_timeout or settings.RELAY_CONFIRM_TIMEOUT_SECONDS
+        self.confirm_timeout = confirm_timeout or settings.RELAY_CONFIRM_TIMEOUT_SECONDS
         self._source = source or settings.OUTBOX_EVENT_SOURCE
+        self._max_bytes = settings.OUTBOX_MAX_EVENT_BYTES
         self._connection = None
         self._channel = None
         self._next_tag = 1
@@ -112,9 +114,13 @@ class ConfirmingPublisher:
         self._returned.clear()
         tags: dict[int, OutgoingEvent] = {}
         exchange = self._topology.events.name
+        outcome = PublishOutcome()
         try:
             for event in events:
-                message = amqp.Message(encode_event(event, source=self._source), **amqp_properties(event))
+                message, refusal = self._build_message(event)
+                if refusal is not None:
+                    outcome.failed[event.id] = refusal
+                    continue
                 self._channel.basic_publish(message, exchange=exchange, routing_key=event.event_type, mandatory=True)
                 tags[self._next_tag] = event
                 self._unsettled[self._next_tag] = event.id
@@ -124,7 +130,6 @@ class ConfirmingPublisher:
             self.close()
             raise BrokerUnavailable(f"publishing to {self.broker} failed: {_describe(exc)}") from exc
 
-        outcome = PublishOutcome()
         for tag, event in tags.items():
             if tag in self._nacked:
                 outcome.failed[event.id] = "the broker refused the event (basic.nack)"
@@ -134,8 +139,22 @@ class ConfirmingPublisher:
                 outcome.confirmed.append(event.id)
         return outcome
 
+    def _build_message(self, event: OutgoingEvent) -> tuple[amqp.Message | None, str | None]:
+        """The AMQP message of `event`, or why it can never be published as it stands."""
+        body = encode_event(event, source=self._source)
+        if len(body) > self._max_bytes:
+            return None, f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
+        message = amqp.Message(body, **amqp_properties(event))
+        try:
+            # Serialize the properties now: a header AMQP cannot encode would otherwise break
+            # the frame half-written and the connection with it.
+            message._serialize_properties()
+        except (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxError) as exc:
+            return None, f"event headers cannot be encoded for AMQP: {type(exc).__name__}"
+        return message, None
+
     def _wait_for_confirms(self) -> None:
-        deadline = time.monotonic() + self._confirm_timeout
+        deadline = time.monotonic() + self.confirm_timeout
         while self._unsettled:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -143,7 +162,7 @@ class ConfirmingPublisher:
                 self.close()
                 raise BrokerUnavailable(
                     f"{len(self._unsettled)} confirms from {self.broker} did not arrive within "
-                    f"{self._confirm_timeout:.0f}s"
+                    f"{self.confirm_timeout:.0f}s"
                 )
             try:
                 self._connection.drain_events(timeout=remaining)

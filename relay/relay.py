@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
+from outbox.failpoints import failpoint
+from outbox.heartbeats import Heartbeat
 from outbox.outages import OutageTracker
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
 from relay.publisher import BrokerUnavailable, ConfirmingPublisher
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # How often the wait loop looks up from LISTEN to notice stop() and keep the broker alive.
 WAKE_CHECK_SECONDS = 0.5
+# How much longer than a confirm wait a relay may sit idle in its transaction.
+IDLE_IN_TRANSACTION_MARGIN_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Relay:
         self.using = using
         self._stop = threading.Event()
         self._outages = OutageTracker(logger, "relay", max_backoff=self.max_backoff)
+        self.heartbeat = Heartbeat("relay")
 
     # --- one unit of work ---------------------------------------------------------------
 
@@ -66,21 +71,39 @@ class Relay:
         """Claim, publish and settle one batch in one transaction."""
         try:
             with transaction.atomic(using=self.using):
+                self._limit_idle_in_transaction()
                 events = claim_pending_events(self.batch_size, using=self.using)
                 if not events:
                     return BatchResult(0, 0, 0)
+                failpoint("relay.after_claim")
                 outcome = self.publisher.publish_batch(events)
+                failpoint("relay.after_confirm")
                 mark_published(outcome.confirmed, using=self.using)
-                record_publish_failures(outcome.failed, using=self.using)
+                dead = record_publish_failures(outcome.failed, using=self.using)
+            failpoint("relay.after_commit")
         except (OperationalError, InterfaceError) as exc:
-            connections[self.using].close()
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
+            raise self._database_unavailable(exc) from exc
         for event_id, error in outcome.failed.items():
-            logger.warning("relay.publish_failed event=%s error=%s", event_id, error)
+            if event_id in dead:
+                logger.error("relay.event_dead event=%s attempts_exhausted=true error=%s", event_id, error)
+            else:
+                logger.warning("relay.publish_failed event=%s retry_scheduled=true error=%s", event_id, error)
         logger.debug(
             "relay.batch claimed=%d published=%d failed=%d", len(events), len(outcome.confirmed), len(outcome.failed)
         )
         return BatchResult(len(events), len(outcome.confirmed), len(outcome.failed))
+
+    def _limit_idle_in_transaction(self) -> None:
+        # A relay that hangs while holding a batch (waiting on the broker, stopped, swapped out)
+        # must not hold its locks for ever: PostgreSQL ends its session past this limit, which
+        # rolls the batch back for the other relays to claim.
+        limit_ms = int((self.publisher.confirm_timeout + IDLE_IN_TRANSACTION_MARGIN_SECONDS) * 1000)
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {limit_ms}")
+
+    def _database_unavailable(self, exc: Exception) -> DatabaseUnavailable:
+        connections[self.using].close()
+        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip())
 
     # --- loops --------------------------------------------------------------------------
 
@@ -90,9 +113,10 @@ class Relay:
         while not self._stop.is_set():
             result = self.relay_batch()
             claimed, published, failed = claimed + result.claimed, published + result.published, failed + result.failed
-            # A short batch means the backlog is empty; a batch that published nothing holds
-            # only events that keep failing, which claiming again would not change.
-            if result.claimed < self.batch_size or result.published == 0:
+            # Claim until a batch publishes nothing: a short batch does not mean the backlog is
+            # empty, since events held back behind an older event of their aggregate become
+            # claimable once it is published. A batch of failures only is retried later.
+            if result.published == 0:
                 break
         return BatchResult(claimed, published, failed)
 
@@ -110,9 +134,10 @@ class Relay:
                 self.listener.connect()
                 self.publisher.connect()
                 result = self.relay_batch()
+                self._beat()
                 self._outages.recovered()
-                if result.claimed == self.batch_size and result.published > 0:
-                    continue
+                if result.published > 0:
+                    continue  # more may be claimable now (see drain())
                 self._wait_for_events()
             except (BrokerUnavailable, DatabaseUnavailable, ListenerUnavailable) as exc:
                 if isinstance(exc, ListenerUnavailable):
@@ -128,6 +153,7 @@ class Relay:
                 self._stop.wait(self._outages.began(exc))
         self.listener.close()
         self.publisher.close()
+        self._clear_heartbeat()
         logger.info("relay.stopped")
 
     def stop(self) -> None:
@@ -145,3 +171,16 @@ class Relay:
             if self.listener.wait(min(WAKE_CHECK_SECONDS, remaining)):
                 return
             self.publisher.heartbeat()
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            self.heartbeat.beat(using=self.using)
+        except (OperationalError, InterfaceError) as exc:
+            raise self._database_unavailable(exc) from exc
+
+    def _clear_heartbeat(self) -> None:
+        try:
+            self.heartbeat.clear(using=self.using)
+        except (OperationalError, InterfaceError):
+            logger.warning("relay.heartbeat_not_cleared reason=database_unavailable")

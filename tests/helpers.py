@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from kombu import Consumer
+
 T = TypeVar("T")
 
 
@@ -22,19 +24,27 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: f
 
 
 def get_messages(channel, queue, *, expected: int, timeout: float = 10.0) -> list:
-    """Take `expected` messages off `queue` (unacked), waiting up to `timeout` for them."""
-    bound = queue(channel)
+    """Take `expected` messages off `queue` unacked, waiting up to `timeout` for them.
+
+    Consumes rather than polls: quorum queues with a single active consumer refuse basic.get.
+    The messages stay unacked on `channel` until the test acks, rejects or closes it.
+    """
     messages: list = []
+    consumer = Consumer(channel, queues=[queue], on_message=messages.append, accept=None)
+    consumer.qos(prefetch_count=expected)
+    consumer.consume()
 
     def take() -> bool:
-        while len(messages) < expected:
-            message = bound.get(no_ack=False)
-            if message is None:
-                return False
-            messages.append(message)
-        return True
+        try:
+            channel.connection.drain_events(timeout=0.05)
+        except TimeoutError:
+            pass
+        return len(messages) >= expected
 
-    wait_until(take, timeout=timeout, what=f"{expected} messages on {queue.name}")
+    try:
+        wait_until(take, timeout=timeout, interval=0, what=f"{expected} messages on {queue.name}")
+    finally:
+        consumer.cancel()
     return messages
 
 

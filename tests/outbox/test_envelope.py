@@ -43,6 +43,7 @@ def test_encoded_event_is_a_cloudevents_1_0_structured_document():
         "datacontenttype": "application/json",
         "schemaversion": 1,
         "aggregatetype": "message",
+        "sequence": "00000000000000000042",
         "data": {"message_id": "m", "receiver_id": 3},
     }
 
@@ -68,6 +69,7 @@ def test_decoding_an_encoded_event_gives_back_its_fields():
     assert received.subject == event.aggregate_id
     assert received.time == event.occurred_at
     assert received.schema_version == 1
+    assert received.sequence == 42
     assert received.data == {"message_id": "m", "receiver_id": 3}
 
 

@@ -22,6 +22,13 @@ def send(sender, receiver, count: int) -> list[Message]:
     return [Message.objects.create(sender=sender, receiver=receiver, content=f"message {i}") for i in range(count)]
 
 
+def run_and_close_connections(relay: Relay) -> None:
+    try:
+        relay.run()
+    finally:
+        connections.close_all()
+
+
 def pending_count() -> int:
     return OutboxEvent.objects.filter(published_at__isnull=True).count()
 
@@ -154,7 +161,7 @@ def test_two_relays_claim_disjoint_events(alice, bob):
 @pytest.mark.django_db(transaction=True)
 def test_running_relay_wakes_on_commit_long_before_its_poll(alice, bob, topology):
     relay = Relay(poll_interval=120)
-    runner = threading.Thread(target=relay.run)
+    runner = threading.Thread(target=run_and_close_connections, args=(relay,))
     runner.start()
     try:
         # Wait for the relay to be listening (it drains the empty backlog first).

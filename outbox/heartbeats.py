@@ -1,0 +1,77 @@
+"""Worker heartbeats: each relay and consumer process says it is alive, and notices who is not.
+
+A relay that dies releases its batch at once (its transaction dies with it). One that hangs holds
+its locks until PostgreSQL's idle-in-transaction timeout ends its session; meanwhile its silent
+heartbeat shows it, and every other worker logs it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
+from django.utils import timezone
+
+from outbox.models import WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Writes this worker's heartbeat at most every `interval` seconds and reports stalled peers."""
+
+    def __init__(self, kind: str, *, interval: float | None = None, stall_after: float | None = None) -> None:
+        self.kind = kind
+        self.worker_id = f"{kind}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.interval = interval or settings.WORKER_HEARTBEAT_SECONDS
+        self.stall_after = stall_after or settings.WORKER_STALL_SECONDS
+        self._started_at = timezone.now()
+        self._last_beat = 0.0
+        self._reported_stalled: set[str] = set()
+
+    def beat(self, *, using: str = DEFAULT_DB_ALIAS) -> bool:
+        """Record a sign of life if one is due; True when it wrote one."""
+        if time.monotonic() - self._last_beat < self.interval:
+            return False
+        now = timezone.now()
+        WorkerHeartbeat.objects.using(using).update_or_create(
+            worker_id=self.worker_id,
+            defaults={"beat_at": now},
+            create_defaults={
+                "kind": self.kind,
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "started_at": self._started_at,
+                "beat_at": now,
+            },
+        )
+        self._last_beat = time.monotonic()
+        self._report_stalled_peers(now, using)
+        return True
+
+    def _report_stalled_peers(self, now, using: str) -> None:
+        cutoff = now - timedelta(seconds=self.stall_after)
+        stalled = WorkerHeartbeat.objects.using(using).filter(kind=self.kind, beat_at__lt=cutoff)
+        current = set()
+        for peer in stalled:
+            current.add(peer.worker_id)
+            if peer.worker_id not in self._reported_stalled:
+                logger.warning(
+                    "%s.peer_stalled worker=%s pid=%s host=%s silent_for=%.0fs",
+                    self.kind,
+                    peer.worker_id,
+                    peer.pid,
+                    peer.hostname,
+                    (now - peer.beat_at).total_seconds(),
+                )
+        self._reported_stalled = current
+
+    def clear(self, *, using: str = DEFAULT_DB_ALIAS) -> None:
+        """Remove this worker's heartbeat on a clean stop."""
+        WorkerHeartbeat.objects.using(using).filter(worker_id=self.worker_id).delete()
