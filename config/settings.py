@@ -157,6 +157,11 @@ RELAY_BATCH_SIZE = _env_int("RELAY_BATCH_SIZE", 500)
 RELAY_POLL_INTERVAL_SECONDS = _env_float("RELAY_POLL_INTERVAL_SECONDS", 5.0)
 RELAY_CONFIRM_TIMEOUT_SECONDS = _env_float("RELAY_CONFIRM_TIMEOUT_SECONDS", 10.0)
 RELAY_MAX_BACKOFF_SECONDS = _env_float("RELAY_MAX_BACKOFF_SECONDS", 30.0)
+# A relay idle inside its batch transaction longer than this (hung, stopped) has its session
+# ended by PostgreSQL, which releases the batch to the other relays.
+RELAY_LOCK_TIMEOUT_SECONDS = _env_float("RELAY_LOCK_TIMEOUT_SECONDS", 30.0)
+if RELAY_LOCK_TIMEOUT_SECONDS <= RELAY_CONFIRM_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("RELAY_LOCK_TIMEOUT_SECONDS must exceed RELAY_CONFIRM_TIMEOUT_SECONDS")
 
 # A publish that fails (unroutable, refused, too large) is retried with exponential backoff and
 # jitter, then parked as dead after this many attempts; it never holds up other aggregates.

@@ -1,11 +1,12 @@
 """The outbox's own retention path: the only code allowed past the append-only delete guard.
 
-It deletes published events in small batches, each in its own short transaction, so it never
-holds long locks; the database still refuses to delete an event that is not published.
+It deletes in small batches, each in its own short transaction, so it never holds long locks;
+the database still refuses to delete an event that is not published (pending or dead).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -13,9 +14,11 @@ import pgtrigger
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
-from outbox.models import DELETE_GUARD_URI, OutboxEvent
+from outbox.models import DELETE_GUARD_URI, InboxEntry, OutboxEvent, WorkerHeartbeat
 
-_DELETE_BATCH_SQL = f"""
+Progress = Callable[[int], None]
+
+_DELETE_EVENTS_SQL = f"""
     DELETE FROM {OutboxEvent._meta.db_table}
     WHERE id IN (
         SELECT id FROM {OutboxEvent._meta.db_table}
@@ -26,29 +29,70 @@ _DELETE_BATCH_SQL = f"""
     )
 """
 
+_DELETE_INBOX_SQL = f"""
+    DELETE FROM {InboxEntry._meta.db_table}
+    WHERE id IN (
+        SELECT id FROM {InboxEntry._meta.db_table}
+        WHERE processed_at < %s
+        ORDER BY id
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    )
+"""
+
+
+def _delete_in_batches(sql: str, cutoff, batch_size: int, on_progress: Progress | None, using: str, guard) -> int:
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    deleted = 0
+    while True:
+        with transaction.atomic(using=using), guard(), connections[using].cursor() as cursor:
+            cursor.execute(sql, [cutoff, batch_size])
+            batch = cursor.rowcount
+        deleted += batch
+        if on_progress is not None:
+            on_progress(batch)
+        if batch < batch_size:
+            return deleted
+
 
 def delete_published_events(
     older_than: timedelta,
     *,
     batch_size: int = 1000,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> int:
-    """Delete events published more than `older_than` ago, `batch_size` rows per transaction."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    cutoff = timezone.now() - older_than
-    deleted = 0
-    while True:
-        with (
-            transaction.atomic(using=using),
-            pgtrigger.ignore(DELETE_GUARD_URI, databases=[using]),
-            connections[using].cursor() as cursor,
-        ):
-            cursor.execute(_DELETE_BATCH_SQL, [cutoff, batch_size])
-            batch = cursor.rowcount
-        deleted += batch
-        if on_progress is not None:
-            on_progress(deleted)
-        if batch < batch_size:
-            return deleted
+    """Delete events published more than `older_than` ago; `on_progress` gets each batch's count."""
+    return _delete_in_batches(
+        _DELETE_EVENTS_SQL,
+        timezone.now() - older_than,
+        batch_size,
+        on_progress,
+        using,
+        lambda: pgtrigger.ignore(DELETE_GUARD_URI, databases=[using]),
+    )
+
+
+def delete_old_inbox_entries(
+    older_than: timedelta,
+    *,
+    batch_size: int = 1000,
+    on_progress: Progress | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """Delete inbox rows older than `older_than`.
+
+    Keep them longer than any delivery can be delayed: a duplicate that arrives after its inbox
+    row is gone would be applied again (message.created still cannot build a second
+    notification: `Notification.source_event_id` is unique).
+    """
+    return _delete_in_batches(
+        _DELETE_INBOX_SQL, timezone.now() - older_than, batch_size, on_progress, using, contextlib.nullcontext
+    )
+
+
+def delete_stale_heartbeats(older_than: timedelta, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Forget workers silent for longer than `older_than` (killed ones never clear theirs)."""
+    deleted, _ = WorkerHeartbeat.objects.using(using).filter(beat_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -119,7 +119,7 @@ _CLAIM_SQL = f"""
            e.payload::text, e.headers::text, e.occurred_at, e.attempts
     FROM {_TABLE} e
     WHERE e.published_at IS NULL AND e.dead_at IS NULL
-      AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+      AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= statement_timestamp())
       AND NOT EXISTS (
           SELECT 1 FROM {_TABLE} older
           WHERE older.aggregate_type = e.aggregate_type AND older.aggregate_id = e.aggregate_id
@@ -166,8 +166,8 @@ def mark_published(event_ids: Sequence[int], *, using: str = DEFAULT_DB_ALIAS) -
     with connections[using].cursor() as cursor:
         cursor.execute(
             f"UPDATE {_TABLE} "
-            "SET published_at = now(), last_attempt_at = now(), attempts = attempts + 1, last_error = '', "
-            "next_attempt_at = NULL "
+            "SET published_at = statement_timestamp(), last_attempt_at = statement_timestamp(), "
+            "attempts = attempts + 1, last_error = '', next_attempt_at = NULL "
             "WHERE id = ANY(%s) AND published_at IS NULL",
             [list(event_ids)],
         )
@@ -179,12 +179,12 @@ def mark_published(event_ids: Sequence[int], *, using: str = DEFAULT_DB_ALIAS) -
 _FAILURE_SQL = f"""
     UPDATE {_TABLE}
     SET attempts = attempts + 1,
-        last_attempt_at = now(),
+        last_attempt_at = statement_timestamp(),
         last_error = %(error)s,
-        next_attempt_at = now() + make_interval(
+        next_attempt_at = statement_timestamp() + make_interval(
             secs => least(%(base)s * power(2, attempts), %(cap)s) * (0.5 + random() / 2)
         ),
-        dead_at = CASE WHEN attempts + 1 >= %(max_attempts)s THEN now() END
+        dead_at = CASE WHEN attempts + 1 >= %(max_attempts)s THEN statement_timestamp() END
     WHERE id = %(id)s AND published_at IS NULL
     RETURNING dead_at IS NOT NULL
 """

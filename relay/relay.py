@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 # How often the wait loop looks up from LISTEN to notice stop() and keep the broker alive.
 WAKE_CHECK_SECONDS = 0.5
-# How much longer than a confirm wait a relay may sit idle in its transaction.
-IDLE_IN_TRANSACTION_MARGIN_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +58,7 @@ class Relay:
         self.batch_size = batch_size or settings.RELAY_BATCH_SIZE
         self.poll_interval = poll_interval or settings.RELAY_POLL_INTERVAL_SECONDS
         self.max_backoff = max_backoff or settings.RELAY_MAX_BACKOFF_SECONDS
+        self.lock_timeout = settings.RELAY_LOCK_TIMEOUT_SECONDS
         self.using = using
         self._stop = threading.Event()
         self._outages = OutageTracker(logger, "relay", max_backoff=self.max_backoff)
@@ -97,7 +96,7 @@ class Relay:
         # A relay that hangs while holding a batch (waiting on the broker, stopped, swapped out)
         # must not hold its locks for ever: PostgreSQL ends its session past this limit, which
         # rolls the batch back for the other relays to claim.
-        limit_ms = int((self.publisher.confirm_timeout + IDLE_IN_TRANSACTION_MARGIN_SECONDS) * 1000)
+        limit_ms = int(self.lock_timeout * 1000)
         with connections[self.using].cursor() as cursor:
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {limit_ms}")
 

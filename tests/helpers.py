@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -35,10 +36,8 @@ def get_messages(channel, queue, *, expected: int, timeout: float = 10.0) -> lis
     consumer.consume()
 
     def take() -> bool:
-        try:
+        with contextlib.suppress(TimeoutError):
             channel.connection.drain_events(timeout=0.05)
-        except TimeoutError:
-            pass
         return len(messages) >= expected
 
     try:

@@ -1,0 +1,60 @@
+"""`python manage.py outbox_retry`: list dead events and send them again."""
+
+from __future__ import annotations
+
+import argparse
+
+from django.core.management.base import BaseCommand
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive, make_aware
+
+from outbox.selectors import dead_events
+from outbox.services import retry_dead_events
+
+
+def _moment(text: str):
+    moment = parse_datetime(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time like 2026-11-24T06:00")
+    return make_aware(moment) if is_naive(moment) else moment
+
+
+class Command(BaseCommand):
+    help = "List dead outbox events (after too many failed publishes) and send them again."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--event-type", help="only events of this type, e.g. message.created")
+        parser.add_argument("--aggregate-type", help="only events of this aggregate type, e.g. message")
+        parser.add_argument("--aggregate-id", help="only events of this aggregate")
+        parser.add_argument("--since", type=_moment, help="only events that died at or after this time")
+        parser.add_argument("--until", type=_moment, help="only events that died before this time")
+        parser.add_argument("--id", type=int, action="append", default=[], dest="ids", help="this event (repeatable)")
+        parser.add_argument("--list", action="store_true", dest="list_only", help="list them, send nothing")
+
+    def handle(self, *args, list_only: bool, **options) -> None:
+        events = dead_events(
+            event_type=options["event_type"],
+            aggregate_type=options["aggregate_type"],
+            aggregate_id=options["aggregate_id"],
+            since=options["since"],
+            until=options["until"],
+            ids=options["ids"],
+        )
+        rows = list(
+            events.values_list(
+                "id", "event_type", "aggregate_type", "aggregate_id", "attempts", "dead_at", "last_error"
+            )
+        )
+        if not rows:
+            self.stdout.write("no dead events match")
+            return
+        for event_id, event_type, aggregate_type, aggregate_id, attempts, dead_at, last_error in rows:
+            self.stdout.write(
+                f"{event_id:>10}  {event_type:<20} {aggregate_type}:{aggregate_id}  attempts={attempts}  "
+                f"dead_at={dead_at:%Y-%m-%d %H:%M:%S}  error={last_error}"
+            )
+        if list_only:
+            self.stdout.write(f"{len(rows)} dead events")
+            return
+        sent = retry_dead_events(events.filter(id__in=[row[0] for row in rows]))
+        self.stdout.write(self.style.SUCCESS(f"{sent} dead events are pending again; a running relay publishes them"))

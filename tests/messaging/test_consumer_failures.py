@@ -1,0 +1,103 @@
+"""Consumer failures: dead letters carry their reason, failing handlers are retried then parked."""
+
+from __future__ import annotations
+
+import pytest
+from kombu import Producer
+
+from messaging.consumers import NotificationsConsumer
+from messaging.models import Message, Notification
+from outbox.dead_letters import CONSUMER_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER
+from relay.relay import Relay
+from tests.helpers import get_messages, queue_depth, wait_until
+
+
+def relay_everything() -> None:
+    relay = Relay()
+    try:
+        relay.drain()
+    finally:
+        relay.publisher.close()
+
+
+class FlakyConsumer(NotificationsConsumer):
+    """The notifications consumer whose message.created handler fails its first `failures` calls."""
+
+    def __init__(self, failures: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.failures = failures
+
+    def handlers(self):
+        handlers = super().handlers()
+        apply_created = handlers["message.created"]
+
+        def flaky(event):
+            if self.failures > 0:
+                self.failures -= 1
+                raise RuntimeError("transient trouble")
+            apply_created(event)
+
+        return {**handlers, "message.created": flaky}
+
+
+@pytest.fixture
+def quick_retries(settings):
+    settings.CONSUMER_MAX_DELIVERIES = 3
+    settings.CONSUMER_RETRY_MAX_DELAY_SECONDS = 0.01
+    return settings
+
+
+@pytest.mark.django_db
+def test_a_dead_lettered_delivery_carries_the_reason_in_a_header(topology, broker_channel):
+    Producer(broker_channel).publish(
+        b'{"specversion": "1.0"}',
+        exchange=topology.events,
+        routing_key="message.created",
+        content_type="application/json",
+    )
+    consumer = NotificationsConsumer()
+    [delivery] = get_messages(broker_channel, topology.queue_for("notifications"), expected=1)
+
+    consumer.on_message(delivery)
+
+    [dead] = get_messages(broker_channel, topology.dead_letter_queue_for("notifications"), expected=1)
+    assert dead.headers[REASON_HEADER] == "malformed envelope: attribute 'id' is missing or not a non-empty string"
+    assert dead.headers[CONSUMER_HEADER] == "notifications"
+    assert dead.headers[ORIGINAL_ROUTING_KEY_HEADER] == "message.created"
+    assert dead.body == b'{"specversion": "1.0"}'
+    consumer._dead_letters.close()
+
+
+@pytest.mark.django_db
+def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(
+    alice, bob, topology, broker_channel, quick_retries
+):
+    Message.objects.create(sender=alice, receiver=bob, content="hi")
+    relay_everything()
+    consumer = FlakyConsumer(failures=99)
+    queue = topology.queue_for("notifications")
+
+    for _ in range(3):
+        [delivery] = get_messages(broker_channel, queue, expected=1)
+        consumer.on_message(delivery)
+
+    [dead] = get_messages(broker_channel, topology.dead_letter_queue_for("notifications"), expected=1)
+    assert dead.headers[REASON_HEADER] == "handler failed on 3 deliveries: RuntimeError"
+    assert wait_until(lambda: queue_depth(broker_channel, queue) == 0, what="the queue to be empty")
+    assert Notification.objects.count() == 0
+    consumer._dead_letters.close()
+
+
+@pytest.mark.django_db
+def test_a_transient_handler_failure_is_retried_and_applied_once(alice, bob, topology, broker_channel, quick_retries):
+    Message.objects.create(sender=alice, receiver=bob, content="hi")
+    relay_everything()
+    consumer = FlakyConsumer(failures=1)
+    queue = topology.queue_for("notifications")
+
+    for _ in range(2):
+        [delivery] = get_messages(broker_channel, queue, expected=1)
+        consumer.on_message(delivery)
+
+    assert Notification.objects.count() == 1
+    assert queue_depth(broker_channel, topology.dead_letter_queue_for("notifications")) == 0

@@ -1,0 +1,57 @@
+"""outbox_prune: retention in small batches, never pending or dead events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.utils import timezone
+
+import outbox
+from messaging.events import MESSAGE_READ
+from outbox.durations import parse_duration
+from outbox.models import InboxEntry, OutboxEvent
+
+
+def append_events(count: int) -> list[OutboxEvent]:
+    with transaction.atomic():
+        return [
+            outbox.emit(
+                aggregate_type="message",
+                aggregate_id=uuid.uuid4(),
+                event_type=MESSAGE_READ,
+                payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
+            )
+            for _ in range(count)
+        ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prune_deletes_old_published_events_and_inbox_rows_only(capsys):
+    old, pending, dead = append_events(5), append_events(2), append_events(1)
+    long_ago = timezone.now() - timedelta(days=30)
+    OutboxEvent.objects.filter(pk__in=[e.pk for e in old]).update(published_at=long_ago)
+    OutboxEvent.objects.filter(pk=dead[0].pk).update(dead_at=long_ago)
+    InboxEntry.objects.create(consumer="c", event_id=uuid.uuid4(), event_type="t", processed_at=long_ago)
+    recent = InboxEntry.objects.create(consumer="c", event_id=uuid.uuid4(), event_type="t")
+
+    call_command("outbox_prune", "--older-than", "7d", "--batch-size", "2")
+
+    assert "deleted 5 published events, 1 inbox entries" in capsys.readouterr().out
+    assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {e.pk for e in pending + dead}
+    assert list(InboxEntry.objects.all()) == [recent]
+
+
+def test_prune_refuses_a_malformed_duration():
+    with pytest.raises(CommandError, match="not a duration"):
+        call_command("outbox_prune", "--older-than", "seven days")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("90s", 90), ("15m", 900), ("12h", 43200), ("7d", 604800), ("2w", 1209600)]
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == timedelta(seconds=expected)
