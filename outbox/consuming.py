@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -132,21 +133,38 @@ class InboxConsumer:
 
     def on_message(self, message) -> None:
         """kombu callback: settle the delivery according to what handling it gave."""
-        try:
-            outcome = self.handle_delivery(message.body)
-        except DeadLetter as exc:
-            self._dead_letter(message, str(exc))
-            return
-        except DatabaseUnavailable:
-            # Not acked: closing the connection hands this and every prefetched delivery back.
-            raise
-        except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
-            self._retry_or_dead_letter(message, exc)
-            return
+        while True:
+            try:
+                outcome = self.handle_delivery(message.body)
+                break
+            except DeadLetter as exc:
+                self._dead_letter(message, str(exc))
+                return
+            except DatabaseUnavailable as exc:
+                # Not the message's fault. Keep it and retry it here, in order, once the
+                # database is back: handing it back to the broker (closing the channel) would
+                # return every prefetched delivery, and RabbitMQ may return them reordered.
+                self._wait_out_database_outage(exc)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
+                self._retry_or_dead_letter(message, exc)
+                return
+        self._outages.recovered()
         if outcome is Outcome.APPLIED:
             failpoint("consumer.after_commit")
+        else:
+            logger.info("consumer.duplicate_absorbed consumer=%s message_id=%s", self.name, _message_id(message))
         message.ack()
         logger.debug("consumer.%s consumer=%s message_id=%s", outcome.value, self.name, _message_id(message))
+
+    def _wait_out_database_outage(self, exc: DatabaseUnavailable) -> None:
+        delay = self._outages.began(exc)
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stop.wait(min(remaining, DRAIN_TIMEOUT_SECONDS)):
+                # Stopping mid-outage: unacked deliveries go back to the broker with the channel.
+                raise exc
+            if self._connection is not None:
+                self._connection.heartbeat_check()
 
     def _retry_or_dead_letter(self, message, exc: Exception) -> None:
         # Quorum queues count deliveries; a handler failing for a reason we did not foresee is
@@ -249,11 +267,13 @@ class InboxConsumer:
             self._beat()
 
     def _beat(self) -> None:
+        # A missed heartbeat is not worth dropping the deliveries in hand: the next delivery
+        # meets the outage and waits it out in order.
         try:
             self.heartbeat.beat(using=self.using)
         except (OperationalError, InterfaceError) as exc:
             connections[self.using].close()
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
+            logger.debug("consumer.heartbeat_failed consumer=%s error=%s", self.name, type(exc).__name__)
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None

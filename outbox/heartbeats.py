@@ -22,6 +22,8 @@ from outbox.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
+GONE_AFTER_STALLS = 10
+
 
 class Heartbeat:
     """Writes this worker's heartbeat at most every `interval` seconds and reports stalled peers."""
@@ -56,6 +58,20 @@ class Heartbeat:
         return True
 
     def _report_stalled_peers(self, now, using: str) -> None:
+        # Silent past GONE_AFTER_STALLS stall periods: presumed dead (a SIGKILL never clears
+        # its row). Whoever deletes the row says so, once; the rest are reported stalled once.
+        gone_cutoff = now - timedelta(seconds=self.stall_after * GONE_AFTER_STALLS)
+        gone = list(
+            WorkerHeartbeat.objects.using(using)
+            .filter(kind=self.kind, beat_at__lt=gone_cutoff)
+            .values_list("worker_id", "beat_at")
+        )
+        for worker_id, beat_at in gone:
+            deleted, _ = WorkerHeartbeat.objects.using(using).filter(worker_id=worker_id, beat_at=beat_at).delete()
+            if deleted:
+                logger.warning(
+                    "%s.peer_gone worker=%s silent_for=%.0fs", self.kind, worker_id, (now - beat_at).total_seconds()
+                )
         cutoff = now - timedelta(seconds=self.stall_after)
         stalled = WorkerHeartbeat.objects.using(using).filter(kind=self.kind, beat_at__lt=cutoff)
         current = set()

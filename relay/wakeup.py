@@ -40,7 +40,6 @@ class CommitListener:
                 port=params.get("port"),
                 connect_timeout=5,
                 autocommit=True,
-                application_name="outbox-relay-listener",
             )
             connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
         except psycopg.Error as exc:

@@ -36,7 +36,7 @@ def test_clear_removes_the_heartbeat():
 def test_a_silent_peer_is_reported_once(caplog):
     silent = Heartbeat("relay", interval=0.001, stall_after=30)
     silent.beat()
-    WorkerHeartbeat.objects.filter(worker_id=silent.worker_id).update(beat_at=timezone.now() - timedelta(minutes=5))
+    WorkerHeartbeat.objects.filter(worker_id=silent.worker_id).update(beat_at=timezone.now() - timedelta(minutes=2))
     watcher = Heartbeat("relay", interval=0.001, stall_after=30)
 
     with caplog.at_level(logging.WARNING, logger="outbox.heartbeats"):
@@ -47,3 +47,17 @@ def test_a_silent_peer_is_reported_once(caplog):
     lines = [r.getMessage() for r in caplog.records if "peer_stalled" in r.getMessage()]
     assert len(lines) == 1
     assert silent.worker_id in lines[0]
+
+
+def test_a_peer_silent_far_too_long_is_presumed_gone_and_forgotten(caplog):
+    dead = Heartbeat("relay", interval=0.001, stall_after=30)
+    dead.beat()
+    WorkerHeartbeat.objects.filter(worker_id=dead.worker_id).update(beat_at=timezone.now() - timedelta(hours=1))
+    watcher = Heartbeat("relay", interval=0.001, stall_after=30)
+
+    with caplog.at_level(logging.WARNING, logger="outbox.heartbeats"):
+        watcher.beat()
+
+    assert not WorkerHeartbeat.objects.filter(worker_id=dead.worker_id).exists()
+    assert f"relay.peer_gone worker={dead.worker_id}" in caplog.text
+    assert "peer_stalled" not in caplog.text

@@ -1,4 +1,4 @@
-"""A small TCP proxy a test owns, so it can cut a worker's connection without touching the server."""
+"""A small TCP proxy the fault suite owns: it cuts workers' connections without touching the server."""
 
 from __future__ import annotations
 

@@ -1,0 +1,127 @@
+"""The fault suite: real relays and consumers killed, cut off and starved while messages flow.
+
+Each case ends with the same check (ChaosReport.ok): every message has exactly one notification,
+every read reached its notification, every event is published, none is stuck pending, and the
+consumer applied each message's events in outbox order.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from messaging.chaos import ChaosPlan, ChaosRun
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+
+def run(plan: ChaosPlan, tmp_path):
+    report = ChaosRun(plan, log_dir=tmp_path).run()
+    summary = "\n".join(report.lines())
+    print(summary)
+    assert report.ok, summary
+    assert report.published == report.events, summary
+    assert report.messages_written == plan.messages, summary
+    # Most of the work happened while the faults did, not in the calm afterwards.
+    assert report.published_under_faults >= report.events // 2, summary
+    return report, summary
+
+
+def test_relays_killed_at_random_moments_and_between_confirm_and_commit_lose_and_double_nothing(tmp_path):
+    plan = ChaosPlan(
+        messages=800,
+        relays=2,
+        consumers=1,
+        writers=2,
+        write_rate=100,
+        kill_every=1.0,
+        kill_targets=("relay",),
+        failpoints="relay.after_claim=0.01,relay.after_confirm=0.02,relay.after_commit=0.01",
+        seed=11,
+        settle_timeout=120,
+    )
+
+    report, summary = run(plan, tmp_path)
+
+    assert report.kills >= 5, summary
+    assert report.failpoint_deaths >= 1, summary
+
+
+def test_consumers_killed_after_commit_before_ack_and_at_random_lose_and_double_nothing(tmp_path):
+    plan = ChaosPlan(
+        messages=800,
+        relays=1,
+        consumers=2,
+        writers=2,
+        write_rate=100,
+        kill_every=1.0,
+        kill_targets=("consumer",),
+        failpoints="consumer.after_commit=0.005,consumer.before_commit=0.002",
+        seed=12,
+        settle_timeout=120,
+    )
+
+    report, summary = run(plan, tmp_path)
+
+    assert report.kills >= 5, summary
+    # A consumer that died after its commit left a delivery that came back and was absorbed.
+    assert report.duplicates_absorbed >= 1, summary
+
+
+def test_broker_connections_cut_under_every_worker_lose_and_double_nothing(tmp_path):
+    plan = ChaosPlan(
+        messages=300,
+        relays=2,
+        consumers=2,
+        writers=2,
+        write_rate=75,
+        kill_every=None,
+        cut_broker_every=0.7,
+        failpoints="",
+        seed=13,
+        settle_timeout=120,
+    )
+
+    report, summary = run(plan, tmp_path)
+
+    assert report.broker_cuts >= 3, summary
+
+
+def test_database_sessions_terminated_mid_batch_lose_and_double_nothing(tmp_path):
+    plan = ChaosPlan(
+        messages=300,
+        relays=2,
+        consumers=2,
+        writers=2,
+        write_rate=75,
+        kill_every=None,
+        terminate_db_every=0.7,
+        failpoints="",
+        seed=14,
+        settle_timeout=120,
+    )
+
+    report, summary = run(plan, tmp_path)
+
+    assert report.db_terminations >= 3, summary
+
+
+def test_three_relays_three_consumers_and_writers_under_every_fault_keep_per_message_order(tmp_path):
+    plan = ChaosPlan(
+        messages=1000,
+        relays=3,
+        consumers=3,
+        writers=4,
+        write_rate=100,
+        read_share=0.5,
+        kill_every=1.0,
+        cut_broker_every=1.5,
+        terminate_db_every=2.0,
+        seed=15,
+        settle_timeout=180,
+    )
+
+    report, summary = run(plan, tmp_path)
+
+    assert report.out_of_order == 0, summary
+    assert report.read_marked > 100, summary
+    assert report.kills >= 5, summary
