@@ -26,7 +26,7 @@ from django.db.models import Count, Q
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
 from outbox.broker import broker_connection, declare_topology, delete_topology
-from outbox.faults.supervisor import Supervisor
+from outbox.faults.supervisor import Supervisor, current_database_url
 from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent
 
@@ -114,12 +114,6 @@ class ChaosReport:
         ]
 
 
-def _database_url() -> str:
-    params = connection.settings_dict
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    return f"postgres://{params['USER']}{password}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
-
-
 def _proxied(url: str, port: int) -> str:
     parts = urlsplit(url)
     credentials = f"{parts.username}:{parts.password}@" if parts.username else ""
@@ -183,7 +177,7 @@ class ChaosRun:
 
         env = dict(os.environ)
         env.update(
-            DATABASE_URL=_database_url(),
+            DATABASE_URL=current_database_url(),
             BROKER_NAMESPACE=self.namespace,
             RELAY_POLL_INTERVAL_SECONDS="1",
             RELAY_MAX_BACKOFF_SECONDS="1",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from messaging.topology import build_topology
 from outbox.broker import broker_connection, declare_topology, delete_topology
+from outbox.faults.supervisor import current_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 _user_numbers = itertools.count(1)
@@ -74,18 +74,12 @@ def broker_channel():
         yield conn.channel()
 
 
-def _database_url() -> str:
-    params = connection.settings_dict
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    return f"postgres://{params['USER']}{password}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
-
-
 @pytest.fixture
 def worker_env(broker_namespace):
     """Environment for a worker subprocess: this test's database and broker namespace."""
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=current_database_url(),
         BROKER_NAMESPACE=broker_namespace,
         RELAY_POLL_INTERVAL_SECONDS="1",
         PYTHONUNBUFFERED="1",

@@ -63,3 +63,35 @@ def terminate_other_database_sessions() -> int:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0]
+
+
+def append_read_events(count: int) -> list:
+    """Append `count` message.read events on fresh aggregates, in one transaction."""
+    import uuid
+
+    from django.db import transaction
+
+    import outbox
+    from messaging.events import MESSAGE_READ
+
+    with transaction.atomic():
+        return [
+            outbox.emit(
+                aggregate_type="message",
+                aggregate_id=uuid.uuid4(),
+                event_type=MESSAGE_READ,
+                payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
+            )
+            for _ in range(count)
+        ]
+
+
+def relay_pending_events() -> None:
+    """Publish everything pending with an in-process relay, then close its connection."""
+    from relay.relay import Relay
+
+    relay = Relay()
+    try:
+        relay.drain()
+    finally:
+        relay.publisher.close()

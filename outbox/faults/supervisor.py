@@ -11,6 +11,15 @@ from pathlib import Path
 from django.conf import settings
 
 
+def current_database_url() -> str:
+    """A DATABASE_URL for worker processes that points at this process's database."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    return f"postgres://{params['USER']}{password}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+
+
 class WorkerProcess:
     """One `manage.py <command>` process; its output goes to a log file per incarnation."""
 

@@ -25,7 +25,7 @@ def log_of(process) -> str:
 
 def stop(process) -> int:
     process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=20)
+    return process.wait(timeout=10)
 
 
 def test_many_messages_between_several_users_give_each_receiver_exactly_one_notification_each(make_user, spawn_worker):

@@ -43,7 +43,7 @@ def all_published() -> bool:
 
 def stop(process) -> int:
     process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=20)
+    return process.wait(timeout=10)
 
 
 def test_relay_logs_a_broker_outage_once_retries_and_publishes_when_it_returns(alice, bob, spawn_worker, broker_proxy):

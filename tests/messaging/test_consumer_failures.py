@@ -8,16 +8,7 @@ from kombu import Producer
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from outbox.dead_letters import CONSUMER_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER
-from relay.relay import Relay
-from tests.helpers import get_messages, queue_depth, wait_until
-
-
-def relay_everything() -> None:
-    relay = Relay()
-    try:
-        relay.drain()
-    finally:
-        relay.publisher.close()
+from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_until
 
 
 class FlakyConsumer(NotificationsConsumer):
@@ -73,7 +64,7 @@ def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(
     alice, bob, topology, broker_channel, quick_retries
 ):
     Message.objects.create(sender=alice, receiver=bob, content="hi")
-    relay_everything()
+    relay_pending_events()
     consumer = FlakyConsumer(failures=99)
     queue = topology.queue_for("notifications")
 
@@ -91,7 +82,7 @@ def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(
 @pytest.mark.django_db
 def test_a_transient_handler_failure_is_retried_and_applied_once(alice, bob, topology, broker_channel, quick_retries):
     Message.objects.create(sender=alice, receiver=bob, content="hi")
-    relay_everything()
+    relay_pending_events()
     consumer = FlakyConsumer(failures=1)
     queue = topology.queue_for("notifications")
 

@@ -14,20 +14,11 @@ from messaging.models import Message, Notification
 from outbox.broker import broker_connection
 from outbox.consuming import DeadLetter, Outcome
 from outbox.models import InboxEntry
-from relay.relay import Relay
-from tests.helpers import get_messages, queue_depth, wait_until
-
-
-def relay_everything() -> None:
-    relay = Relay()
-    try:
-        relay.drain()
-    finally:
-        relay.publisher.close()
+from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_until
 
 
 def deliveries(channel, topology, count: int) -> list:
-    relay_everything()
+    relay_pending_events()
     return get_messages(channel, topology.queue_for("notifications"), expected=count)
 
 
@@ -158,7 +149,7 @@ def test_poison_goes_to_the_dead_letter_queue_and_the_next_message_still_flows(a
         b"not json", exchange=topology.events, routing_key="message.created", content_type="application/json"
     )
     Message.objects.create(sender=alice, receiver=bob, content="fine")
-    relay_everything()
+    relay_pending_events()
     consumer = NotificationsConsumer()
 
     for delivery in get_messages(broker_channel, queue, expected=2):
@@ -175,7 +166,7 @@ def test_poison_goes_to_the_dead_letter_queue_and_the_next_message_still_flows(a
 @pytest.mark.django_db
 def test_a_redelivery_after_the_consumer_died_before_its_ack_gives_one_notification(alice, bob, topology):
     Message.objects.create(sender=alice, receiver=bob, content="hi")
-    relay_everything()
+    relay_pending_events()
     queue = topology.queue_for("notifications")
     consumer = NotificationsConsumer()
 

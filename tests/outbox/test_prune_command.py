@@ -7,31 +7,16 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
 from django.utils import timezone
 
-import outbox
-from messaging.events import MESSAGE_READ
 from outbox.durations import parse_duration
 from outbox.models import InboxEntry, OutboxEvent
-
-
-def append_events(count: int) -> list[OutboxEvent]:
-    with transaction.atomic():
-        return [
-            outbox.emit(
-                aggregate_type="message",
-                aggregate_id=uuid.uuid4(),
-                event_type=MESSAGE_READ,
-                payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
-            )
-            for _ in range(count)
-        ]
+from tests.helpers import append_read_events
 
 
 @pytest.mark.django_db(transaction=True)
 def test_prune_deletes_old_published_events_and_inbox_rows_only(capsys):
-    old, pending, dead = append_events(5), append_events(2), append_events(1)
+    old, pending, dead = append_read_events(5), append_read_events(2), append_read_events(1)
     long_ago = timezone.now() - timedelta(days=30)
     OutboxEvent.objects.filter(pk__in=[e.pk for e in old]).update(published_at=long_ago)
     OutboxEvent.objects.filter(pk=dead[0].pk).update(dead_at=long_ago)

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
-import outbox
-from messaging.events import MESSAGE_READ
 from outbox.models import OutboxEvent
 from outbox.retention import delete_published_events
-
-
-def append_events(count: int) -> list[OutboxEvent]:
-    with transaction.atomic():
-        return [
-            outbox.emit(
-                aggregate_type="message",
-                aggregate_id=uuid.uuid4(),
-                event_type=MESSAGE_READ,
-                payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
-            )
-            for _ in range(count)
-        ]
+from tests.helpers import append_read_events
 
 
 @pytest.mark.django_db(transaction=True)
 def test_retention_deletes_old_published_events_in_batches_and_keeps_the_rest():
-    old = append_events(5)
-    recent = append_events(2)
-    pending = append_events(3)
+    old = append_read_events(5)
+    recent = append_read_events(2)
+    pending = append_read_events(3)
     OutboxEvent.objects.filter(pk__in=[e.pk for e in old]).update(published_at=timezone.now() - timedelta(days=10))
     OutboxEvent.objects.filter(pk__in=[e.pk for e in recent]).update(published_at=timezone.now())
     progress: list[int] = []
@@ -47,7 +31,7 @@ def test_retention_deletes_old_published_events_in_batches_and_keeps_the_rest():
 
 @pytest.mark.django_db(transaction=True)
 def test_delete_guard_is_back_in_force_after_retention():
-    events = append_events(1)
+    events = append_read_events(1)
     OutboxEvent.objects.filter(pk=events[0].pk).update(published_at=timezone.now())
     delete_published_events(timedelta(days=7))
 
@@ -62,7 +46,7 @@ def test_the_database_refuses_to_delete_a_pending_event_even_for_retention():
 
     from outbox.models import DELETE_GUARD_URI
 
-    events = append_events(1)
+    events = append_read_events(1)
     with pytest.raises(DatabaseError, match="not published yet"), pgtrigger.ignore(DELETE_GUARD_URI):
         OutboxEvent.objects.filter(pk=events[0].pk).delete()
 

@@ -15,7 +15,7 @@ from messaging.models import Message
 from outbox.models import OutboxEvent
 from outbox.services import claim_pending_events
 from relay.relay import Relay
-from tests.helpers import get_messages, wait_until
+from tests.helpers import get_messages, relay_pending_events, wait_until
 
 TOO_LONG = "x" * 5000
 
@@ -25,15 +25,6 @@ def small_event_limit(settings):
     """Events over 2 KB cannot be published: a message with TOO_LONG content is poison."""
     settings.OUTBOX_MAX_EVENT_BYTES = 2048
     return settings
-
-
-def relay_once() -> Relay:
-    relay = Relay()
-    try:
-        relay.drain()
-    finally:
-        relay.publisher.close()
-    return relay
 
 
 def event_of(message, event_type="message.created") -> OutboxEvent:
@@ -51,7 +42,7 @@ def test_a_failed_event_is_scheduled_for_a_later_attempt_with_its_error(alice, b
     poison = Message.objects.create(sender=alice, receiver=bob, content=TOO_LONG)
     before = timezone.now()
 
-    relay_once()
+    relay_pending_events()
 
     event = event_of(poison)
     assert event.published_at is None
@@ -72,7 +63,7 @@ def test_backoff_grows_exponentially_with_the_attempts(alice, bob, topology, sma
     OutboxEvent.objects.filter(pk=event_of(poison).pk).update(attempts=3)
     before = timezone.now()
 
-    relay_once()
+    relay_pending_events()
 
     delay = event_of(poison).next_attempt_at - before
     assert timedelta(seconds=40) <= delay <= timedelta(seconds=81)
@@ -85,7 +76,7 @@ def test_an_event_is_parked_dead_after_the_last_attempt(alice, bob, topology, sm
 
     for _ in range(3):
         make_due(event_of(poison))
-        relay_once()
+        relay_pending_events()
 
     event = event_of(poison)
     assert event.attempts == 3
@@ -102,7 +93,7 @@ def test_a_failing_event_never_blocks_the_events_of_other_aggregates(
     poison = Message.objects.create(sender=alice, receiver=bob, content=TOO_LONG)
     fine = [Message.objects.create(sender=alice, receiver=bob, content=f"fine {i}") for i in range(3)]
 
-    relay_once()
+    relay_pending_events()
 
     assert all(event_of(message).published_at for message in fine)
     assert event_of(poison).published_at is None
@@ -118,13 +109,13 @@ def test_later_events_of_an_aggregate_wait_behind_its_failing_event_and_keep_the
     message.is_read = True
     message.save()
 
-    relay_once()
+    relay_pending_events()
     assert event_of(message, "message.read").published_at is None  # held back, not failed
     assert event_of(message, "message.read").attempts == 0
 
     small_event_limit.OUTBOX_MAX_EVENT_BYTES = 1024 * 1024  # the operator raises the limit
     make_due(event_of(message))
-    relay_once()
+    relay_pending_events()
 
     delivered = get_messages(broker_channel, topology.queue_for("notifications"), expected=2)
     assert [json.loads(m.body)["type"] for m in delivered] == ["message.created", "message.read"]
@@ -137,8 +128,8 @@ def test_a_dead_event_no_longer_holds_its_aggregate(alice, bob, topology, small_
     message.is_read = True
     message.save()
 
-    relay_once()
-    relay_once()
+    relay_pending_events()
+    relay_pending_events()
 
     assert event_of(message).dead_at is not None
     assert event_of(message, "message.read").published_at is not None
@@ -149,7 +140,7 @@ def test_outbox_retry_lists_and_resends_dead_events_by_filter(alice, bob, topolo
     small_event_limit.OUTBOX_MAX_ATTEMPTS = 1
     first = Message.objects.create(sender=alice, receiver=bob, content=TOO_LONG)
     second = Message.objects.create(sender=alice, receiver=bob, content=TOO_LONG)
-    relay_once()
+    relay_pending_events()
 
     call_command("outbox_retry", "--list")
     listed = capsys.readouterr().out
@@ -164,7 +155,7 @@ def test_outbox_retry_lists_and_resends_dead_events_by_filter(alice, bob, topolo
     assert event_of(second).dead_at is not None
 
     small_event_limit.OUTBOX_MAX_EVENT_BYTES = 1024 * 1024
-    relay_once()
+    relay_pending_events()
     assert event_of(first).published_at is not None
 
 
