@@ -7,11 +7,25 @@ consumer applied each message's events in outbox order.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from messaging.chaos import ChaosPlan, ChaosRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+# About eight seconds of writing at 100 messages per second; each case switches its faults on.
+CALM = ChaosPlan(
+    messages=800,
+    relays=2,
+    consumers=2,
+    writers=2,
+    write_rate=100,
+    kill_every=None,
+    failpoints="",
+    settle_timeout=120,
+)
 
 
 def run(plan: ChaosPlan, tmp_path):
@@ -27,17 +41,13 @@ def run(plan: ChaosPlan, tmp_path):
 
 
 def test_relays_killed_at_random_moments_and_between_confirm_and_commit_lose_and_double_nothing(tmp_path):
-    plan = ChaosPlan(
-        messages=800,
-        relays=2,
+    plan = replace(
+        CALM,
         consumers=1,
-        writers=2,
-        write_rate=100,
         kill_every=1.0,
         kill_targets=("relay",),
         failpoints="relay.after_claim=0.01,relay.after_confirm=0.02,relay.after_commit=0.01",
         seed=11,
-        settle_timeout=120,
     )
 
     report, summary = run(plan, tmp_path)
@@ -47,17 +57,13 @@ def test_relays_killed_at_random_moments_and_between_confirm_and_commit_lose_and
 
 
 def test_consumers_killed_after_commit_before_ack_and_at_random_lose_and_double_nothing(tmp_path):
-    plan = ChaosPlan(
-        messages=800,
+    plan = replace(
+        CALM,
         relays=1,
-        consumers=2,
-        writers=2,
-        write_rate=100,
         kill_every=1.0,
         kill_targets=("consumer",),
         failpoints="consumer.after_commit=0.005,consumer.before_commit=0.002",
         seed=12,
-        settle_timeout=120,
     )
 
     report, summary = run(plan, tmp_path)
@@ -68,56 +74,31 @@ def test_consumers_killed_after_commit_before_ack_and_at_random_lose_and_double_
 
 
 def test_broker_connections_cut_under_every_worker_lose_and_double_nothing(tmp_path):
-    plan = ChaosPlan(
-        messages=300,
-        relays=2,
-        consumers=2,
-        writers=2,
-        write_rate=75,
-        kill_every=None,
-        cut_broker_every=0.7,
-        failpoints="",
-        seed=13,
-        settle_timeout=120,
-    )
-
-    report, summary = run(plan, tmp_path)
+    report, summary = run(replace(CALM, messages=300, write_rate=75, cut_broker_every=0.7, seed=13), tmp_path)
 
     assert report.broker_cuts >= 3, summary
 
 
 def test_database_sessions_terminated_mid_batch_lose_and_double_nothing(tmp_path):
-    plan = ChaosPlan(
-        messages=300,
-        relays=2,
-        consumers=2,
-        writers=2,
-        write_rate=75,
-        kill_every=None,
-        terminate_db_every=0.7,
-        failpoints="",
-        seed=14,
-        settle_timeout=120,
-    )
-
-    report, summary = run(plan, tmp_path)
+    report, summary = run(replace(CALM, messages=300, write_rate=75, terminate_db_every=0.7, seed=14), tmp_path)
 
     assert report.db_terminations >= 3, summary
 
 
 def test_three_relays_three_consumers_and_writers_under_every_fault_keep_per_message_order(tmp_path):
-    plan = ChaosPlan(
+    plan = replace(
+        CALM,
         messages=1000,
         relays=3,
         consumers=3,
         writers=4,
-        write_rate=100,
         read_share=0.5,
         kill_every=1.0,
         cut_broker_every=1.5,
         terminate_db_every=2.0,
-        seed=15,
+        failpoints=ChaosPlan().failpoints,
         settle_timeout=180,
+        seed=15,
     )
 
     report, summary = run(plan, tmp_path)
