@@ -139,8 +139,11 @@ class Relay:
                     continue  # more may be claimable now (see drain())
                 self._wait_for_events()
             except (BrokerUnavailable, DatabaseUnavailable, ListenerUnavailable) as exc:
-                if isinstance(exc, ListenerUnavailable):
+                if not isinstance(exc, BrokerUnavailable):
+                    # Both connections go to one database: when one died, the other most likely
+                    # did too. Renew both now, so one outage is one outage, not two in a row.
                     self.listener.close()
+                    connections[self.using].close()
                 self._stop.wait(self._outages.began(exc))
             except Exception as exc:
                 # A bug or an unforeseen error: log it with its stack, start from fresh
