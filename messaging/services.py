@@ -45,34 +45,42 @@ def notification_preview(content: str) -> str:
     return Truncator(content).chars(settings.NOTIFICATION_PREVIEW_LENGTH)
 
 
-def create_message_notification(*, event_id: uuid.UUID, data: dict) -> Notification | None:
-    """Build the receiver's notification for a `message.created` event; None if it is gone.
+def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> list[Notification]:
+    """Build the receivers' notifications for `message.created` events, in two queries.
 
-    Call inside the consumer's transaction, after its inbox record. The notification starts read
-    when the message already is: a `message.read` handled first then still ends in a read state.
+    Call inside the consumer's transaction, after its inbox records. A notification starts read
+    when its message already is: a `message.read` handled first then still ends in a read state.
+    A message deleted meanwhile gets no notification.
     """
-    stored = Message.objects.filter(pk=data["message_id"]).values_list("is_read", flat=True).first()
-    if stored is None:
-        logger.info(
-            "notification.skipped reason=message_missing event_id=%s message_id=%s", event_id, data["message_id"]
-        )
-        return None
-    notification = Notification.objects.create(
-        user_id=data["receiver_id"],
-        message_id=data["message_id"],
-        notification_type=Notification.NotificationType.MESSAGE,
-        title=f"New message from {data['sender_username']}",
-        content=notification_preview(data["content"]),
-        is_read=bool(data["is_read"] or stored),
-        source_event_id=event_id,
+    stored = dict(
+        Message.objects.filter(pk__in=[data["message_id"] for _, data in events]).values_list("pk", "is_read")
     )
-    transaction.on_commit(NOTIFICATIONS_CREATED.inc)
-    return notification
+    notifications = []
+    for event_id, data in events:
+        message_id = uuid.UUID(data["message_id"])
+        if message_id not in stored:
+            logger.info("notification.skipped reason=message_missing event_id=%s message_id=%s", event_id, message_id)
+            continue
+        notifications.append(
+            Notification(
+                user_id=data["receiver_id"],
+                message_id=message_id,
+                notification_type=Notification.NotificationType.MESSAGE,
+                title=f"New message from {data['sender_username']}",
+                content=notification_preview(data["content"]),
+                is_read=bool(data["is_read"] or stored[message_id]),
+                source_event_id=event_id,
+            )
+        )
+    created = Notification.objects.bulk_create(notifications)
+    if created:
+        transaction.on_commit(lambda: NOTIFICATIONS_CREATED.inc(len(created)))
+    return created
 
 
-def mark_message_notifications_read(*, message_id) -> int:
-    """Mark every unread notification of a message read (its `message.read` event)."""
-    return mark_notifications_read(Notification.objects.filter(message_id=message_id))
+def mark_message_notifications_read(*, message_ids) -> int:
+    """Mark every unread notification of these messages read (their `message.read` events)."""
+    return mark_notifications_read(Notification.objects.filter(message_id__in=message_ids))
 
 
 def mark_notifications_read(notifications: QuerySet[Notification]) -> int:

@@ -21,6 +21,34 @@ _RECORD_SQL = f"""
 """
 
 
+_RECORD_MANY_SQL = f"""
+    INSERT INTO {InboxEntry._meta.db_table} (consumer, event_id, event_type, subject, sequence, processed_at)
+    SELECT %s, batch.event_id, batch.event_type, batch.subject, batch.sequence, now()
+    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[])
+         WITH ORDINALITY AS batch(event_id, event_type, subject, sequence, position)
+    ORDER BY batch.position
+    ON CONFLICT (consumer, event_id) DO NOTHING
+    RETURNING event_id
+"""
+
+
+def record_many_in_inbox(consumer: str, events, *, using: str = DEFAULT_DB_ALIAS) -> set[uuid.UUID]:
+    """Record a batch of `ReceivedEvent`s in one statement; the ids that were not there yet."""
+    require_transaction(using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            _RECORD_MANY_SQL,
+            [
+                consumer,
+                [event.event_id for event in events],
+                [event.event_type for event in events],
+                [event.subject for event in events],
+                [event.sequence for event in events],
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 def record_in_inbox(
     consumer: str,
     event_id: uuid.UUID,

@@ -12,23 +12,17 @@ from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_
 
 
 class FlakyConsumer(NotificationsConsumer):
-    """The notifications consumer whose message.created handler fails its first `failures` calls."""
+    """The notifications consumer whose first `failures` batches fail."""
 
     def __init__(self, failures: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self.failures = failures
 
-    def handlers(self):
-        handlers = super().handlers()
-        apply_created = handlers["message.created"]
-
-        def flaky(event):
-            if self.failures > 0:
-                self.failures -= 1
-                raise RuntimeError("transient trouble")
-            apply_created(event)
-
-        return {**handlers, "message.created": flaky}
+    def apply_batch(self, events) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("transient trouble")
+        super().apply_batch(events)
 
 
 @pytest.fixture

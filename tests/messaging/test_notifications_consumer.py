@@ -183,3 +183,34 @@ def test_a_redelivery_after_the_consumer_died_before_its_ack_gives_one_notificat
         assert queue_depth(channel, queue) == 0
 
     assert Notification.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_with_poison_duplicates_and_both_events_of_a_message_settles_in_one_go(
+    alice, bob, topology, broker_channel
+):
+    message = Message.objects.create(sender=alice, receiver=bob, content="hi")
+    message.is_read = True
+    message.save()
+    other = Message.objects.create(sender=alice, receiver=bob, content="other")
+    relay_pending_events()
+    queue = topology.queue_for("notifications")
+    Producer(broker_channel).publish(b"poison", exchange=topology.events, routing_key="message.created")
+    consumer = NotificationsConsumer()
+    batch = get_messages(broker_channel, queue, expected=4)
+    # The same deliveries once more, as a redelivery would bring them.
+    duplicate_bodies = [m.body for m in batch if m.body != b"poison"]
+
+    consumer.on_messages(batch)
+    for body in duplicate_bodies:
+        assert consumer.handle_delivery(body) is Outcome.DUPLICATE
+
+    assert Notification.objects.get(message=message).is_read is True
+    assert Notification.objects.get(message=other).is_read is False
+    assert Notification.objects.count() == 2
+    assert InboxEntry.objects.count() == 3
+    assert wait_until(lambda: queue_depth(broker_channel, topology.dead_letter_queue_for("notifications")) == 1)
+    broker_channel.close()  # nothing unacked may come back
+    with broker_connection() as conn:
+        assert queue_depth(conn.channel(), queue) == 0
+    consumer._dead_letters.close()
