@@ -47,22 +47,35 @@ MESSAGE_EVENT_RECEIVERS = (
 
 
 @contextlib.contextmanager
+def message_event_receivers_disconnected() -> Iterator[None]:
+    """Disconnect the receivers that append message events (process-wide, not thread-safe)."""
+    for handler, uid in MESSAGE_EVENT_RECEIVERS:
+        post_save.disconnect(handler, sender=Message, dispatch_uid=uid)
+    try:
+        yield
+    finally:
+        for handler, uid in MESSAGE_EVENT_RECEIVERS:
+            post_save.connect(handler, sender=Message, dispatch_uid=uid)
+
+
+@contextlib.contextmanager
+def created_event_guard_ignored() -> Iterator[None]:
+    """Let this thread commit messages without their message.created event."""
+    with pgtrigger.ignore(CREATED_EVENT_GUARD_URI):
+        yield
+        if connection.in_atomic_block:
+            # The guard is deferred to COMMIT, which comes after this block: settle it now,
+            # while it is ignored, then defer it again for the rest of the transaction.
+            pgtrigger.constraints(pgtrigger.Immediate, CREATED_EVENT_GUARD_URI)
+            pgtrigger.constraints(pgtrigger.Deferred, CREATED_EVENT_GUARD_URI)
+
+
+@contextlib.contextmanager
 def message_events_disabled() -> Iterator[None]:
     """Write messages without events: for isolated tests and for benchmarking the bare write.
 
     Disconnects the receivers and ignores the database guard that would otherwise refuse to
     commit the event-less messages. Never use it in production code.
     """
-    for handler, uid in MESSAGE_EVENT_RECEIVERS:
-        post_save.disconnect(handler, sender=Message, dispatch_uid=uid)
-    try:
-        with pgtrigger.ignore(CREATED_EVENT_GUARD_URI):
-            yield
-            if connection.in_atomic_block:
-                # The guard is deferred to COMMIT, which comes after this block: settle it now,
-                # while it is ignored, then defer it again for the rest of the transaction.
-                pgtrigger.constraints(pgtrigger.Immediate, CREATED_EVENT_GUARD_URI)
-                pgtrigger.constraints(pgtrigger.Deferred, CREATED_EVENT_GUARD_URI)
-    finally:
-        for handler, uid in MESSAGE_EVENT_RECEIVERS:
-            post_save.connect(handler, sender=Message, dispatch_uid=uid)
+    with message_event_receivers_disconnected(), created_event_guard_ignored():
+        yield

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
@@ -58,6 +59,15 @@ class DatabaseUnavailable(Exception):
     """The database dropped the connection while an event was being applied."""
 
 
+@dataclass
+class ConsumerStats:
+    """Deliveries settled by this consumer and when the first and the last batch were settled."""
+
+    settled: int = 0
+    first_at: float = 0.0
+    last_at: float = 0.0
+
+
 class InboxConsumer:
     """Consumes one queue of the topology; `run()` until `stop()`, `handle_delivery()` is one step."""
 
@@ -83,6 +93,9 @@ class InboxConsumer:
         self.using = using
         self._stop = threading.Event()
         self._connection = None
+        # For benchmarks: stop once the queue has been idle for a drain timeout after work.
+        self.exit_when_idle = False
+        self.stats = ConsumerStats()
         self.max_deliveries = settings.CONSUMER_MAX_DELIVERIES
         self.retry_max_delay = settings.CONSUMER_RETRY_MAX_DELAY_SECONDS
         self._outages = OutageTracker(logger, f"consumer.{self.name}", max_backoff=self.max_backoff)
@@ -316,6 +329,8 @@ class InboxConsumer:
             except TimeoutError:
                 self._connection.heartbeat_check()
                 self._beat()
+                if self.exit_when_idle and self.stats.settled:
+                    self.stop()
                 continue
             # Take whatever else has already arrived, then settle it all as one batch.
             while len(received) < self.prefetch:
@@ -324,7 +339,10 @@ class InboxConsumer:
                 except TimeoutError:
                     break
             batch, received[:] = list(received), []
+            self.stats.first_at = self.stats.first_at or time.time()
             self.on_messages(batch)
+            self.stats.settled += len(batch)
+            self.stats.last_at = time.time()
             self._beat()
 
     def _beat(self) -> None:

@@ -96,3 +96,42 @@ def delete_stale_heartbeats(older_than: timedelta, *, using: str = DEFAULT_DB_AL
     """Forget workers silent for longer than `older_than` (killed ones never clear theirs)."""
     deleted, _ = WorkerHeartbeat.objects.using(using).filter(beat_at__lt=timezone.now() - older_than).delete()
     return deleted
+
+
+def delete_published_events_of(
+    aggregate_type: str,
+    aggregate_ids: list[str] | None = None,
+    *,
+    batch_size: int = 5000,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """Delete the published events of one aggregate type (or of some of its aggregates), in batches.
+
+    For erasing an aggregate's history or throwaway data such as a benchmark's; pending and dead
+    events stay (the database refuses).
+    """
+    table = OutboxEvent._meta.db_table
+    deleted = 0
+    chunks = (
+        [None]
+        if aggregate_ids is None
+        else [aggregate_ids[i : i + batch_size] for i in range(0, len(aggregate_ids), batch_size)]
+    )
+    for chunk in chunks:
+        while True:
+            with (
+                transaction.atomic(using=using),
+                pgtrigger.ignore(DELETE_GUARD_URI, databases=[using]),
+                connections[using].cursor() as cursor,
+            ):
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE aggregate_type = %s "
+                    "AND published_at IS NOT NULL AND (%s::text[] IS NULL OR aggregate_id = ANY(%s::text[])) "
+                    "LIMIT %s)",
+                    [aggregate_type, chunk, chunk, batch_size],
+                )
+                batch = cursor.rowcount
+            deleted += batch
+            if batch < batch_size:
+                break
+    return deleted

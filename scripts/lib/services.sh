@@ -3,27 +3,27 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
+# The defaults of config/settings.py: the machine's own PostgreSQL and RabbitMQ.
 DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
 DEFAULT_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Create .venv and install requirements.txt; skipped when it has not changed since.
+# Create .venv and install requirements.txt; skipped while requirements.txt keeps the hash
+# recorded by the last successful install.
 ensure_venv() {
-    command -v python3 >/dev/null || die "python3 is not installed"
+    command -v python3 >/dev/null || die "python3 is not installed (Python 3.11 is needed)"
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating the virtualenv in .venv"
-        python3 -m venv "$VENV" || die "could not create .venv (is python3-venv installed?)"
+        python3 -m venv "$VENV" || die "could not create .venv (on Debian: apt-get install python3-venv)"
     fi
     local stamp="$VENV/.requirements.sha256" wanted
     wanted="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-        say "installing requirements.txt"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip \
-            || die "could not upgrade pip"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt" \
-            || die "could not install requirements.txt"
+        say "installing requirements.txt into .venv"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+            -r "$ROOT/requirements.txt" || die "could not install requirements.txt (see pip's output above)"
         echo "$wanted" > "$stamp"
     fi
 }
@@ -38,26 +38,76 @@ wait_for() {
     done
 }
 
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
-# Start the machine's PostgreSQL when DATABASE_URL is unset or the local default and it is down.
-ensure_postgres() {
-    [ -z "${DATABASE_URL:-}" ] || [ "$DATABASE_URL" = "$DEFAULT_DATABASE_URL" ] || return 0
-    port_open 127.0.0.1 5432 && return 0
-    command -v pg_ctlcluster >/dev/null || die "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is missing"
-    say "starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start \
-        || die "could not start PostgreSQL"
-    wait_for "PostgreSQL" 60 port_open 127.0.0.1 5432
+# is_local_default URL PORT: true when URL is on this machine's loopback (or a Unix socket) at
+# the default PORT, i.e. a service these scripts may start; any other URL is the user's own.
+is_local_default() {
+    local rest="${1#*://}" host port
+    rest="${rest%%/*}"
+    rest="${rest##*@}"
+    if [ "${rest:0:1}" = "[" ]; then
+        host="${rest%%]*}"; host="${host#[}"; port="${rest#*]}"; port="${port#:}"
+    else
+        host="${rest%%:*}"; port=""; [ "$rest" = "$host" ] || port="${rest#*:}"
+    fi
+    case "$host" in ""|localhost|127.0.0.1|::1) ;; *) return 1 ;; esac
+    [ -z "$port" ] || [ "$port" = "$2" ]
 }
 
-# Start the machine's RabbitMQ when BROKER_URL is unset or the local default and it is down.
+postgres_ready() {
+    if command -v pg_isready >/dev/null; then
+        pg_isready -q -h 127.0.0.1 -p 5432 -t 2
+    else
+        port_open 127.0.0.1 5432
+    fi
+}
+
+# Start the machine's PostgreSQL when DATABASE_URL is unset or local and it is down.
+ensure_postgres() {
+    is_local_default "${DATABASE_URL:-$DEFAULT_DATABASE_URL}" 5432 || return 0
+    postgres_ready && return 0
+    command -v pg_ctlcluster >/dev/null \
+        || die "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is missing; start it or set DATABASE_URL"
+    local version
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)"
+    [ -n "$version" ] || die "no PostgreSQL cluster in /etc/postgresql; install postgresql or set DATABASE_URL"
+    say "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start \
+        || die "could not start PostgreSQL (try: pg_ctlcluster $version main start)"
+    wait_for "PostgreSQL on 127.0.0.1:5432" 60 postgres_ready
+}
+
+# Create the database DATABASE_URL names when it is local and missing (pytest makes its own).
+ensure_database() {
+    local url="${DATABASE_URL:-$DEFAULT_DATABASE_URL}"
+    is_local_default "$url" 5432 || return 0
+    OUTBOX_DATABASE_URL="$url" timeout 30 "$VENV/bin/python" - <<'PY' || die "could not create the database of DATABASE_URL"
+import os
+
+import dj_database_url
+import psycopg
+from psycopg import sql
+
+config = dj_database_url.parse(os.environ["OUTBOX_DATABASE_URL"])
+params = {"host": config["HOST"] or None, "port": config["PORT"] or None, "user": config["USER"] or None,
+          "password": config["PASSWORD"] or None, "connect_timeout": 5}
+with psycopg.connect(dbname="postgres", autocommit=True, **params) as connection:
+    if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
+        print(f"==> creating the database {config['NAME']}", flush=True)
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
+PY
+}
+
+rabbitmq_ready() { port_open 127.0.0.1 5672 && timeout 15 rabbitmqctl -q -t 10 await_startup; }
+
+# Start the machine's RabbitMQ when BROKER_URL is unset or local and it is down.
 ensure_rabbitmq() {
-    [ -z "${BROKER_URL:-}" ] || [ "$BROKER_URL" = "$DEFAULT_BROKER_URL" ] || return 0
+    is_local_default "${BROKER_URL:-$DEFAULT_BROKER_URL}" 5672 || return 0
     port_open 127.0.0.1 5672 && return 0
-    command -v rabbitmq-server >/dev/null || die "RabbitMQ is not running on 127.0.0.1:5672 and rabbitmq-server is missing"
+    command -v rabbitmq-server >/dev/null \
+        || die "RabbitMQ is not running on 127.0.0.1:5672 and rabbitmq-server is missing; start it or set BROKER_URL"
     say "starting RabbitMQ"
-    rabbitmq-server -detached || die "could not start RabbitMQ"
-    wait_for "RabbitMQ" 120 port_open 127.0.0.1 5672
-    wait_for "RabbitMQ" 120 rabbitmqctl await_startup
+    rabbitmq-server -detached || die "could not start RabbitMQ (see /var/log/rabbitmq/)"
+    wait_for "RabbitMQ on 127.0.0.1:5672" 120 rabbitmq_ready
 }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from dataclasses import asdict
+from json import dumps
+
+from django.core.management.base import BaseCommand, CommandError
 
 from messaging.consumers import NotificationsConsumer
 from outbox.shutdown import stop_on_signals
@@ -13,8 +16,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--prefetch", type=int, default=None, help="unacked deliveries in flight")
+        parser.add_argument(
+            "--exit-when-idle", action="store_true", help="stop once the queue is drained (benchmarks, scripts)"
+        )
+        parser.add_argument("--json", action="store_true", help="print what was settled, and when, as JSON")
 
-    def handle(self, *args, prefetch: int | None, **options) -> None:
+    def handle(self, *args, prefetch: int | None, exit_when_idle: bool, json: bool, **options) -> None:
+        if prefetch is not None and prefetch < 1:
+            raise CommandError("--prefetch must be at least 1")
         consumer = NotificationsConsumer(prefetch=prefetch)
+        consumer.exit_when_idle = exit_when_idle
         stop_on_signals(consumer.stop, worker="consumer")
         consumer.run()
+        if json:
+            self.stdout.write(dumps(asdict(consumer.stats)))

@@ -1,0 +1,316 @@
+"""The pipeline benchmark behind `manage.py outbox_bench`: every figure of one run, and its ratios.
+
+It runs against the configured PostgreSQL and RabbitMQ on a private broker namespace, with its
+own users, and removes what it wrote when it is done (messages, their events and inbox rows,
+the filler rows, the namespace's exchanges and queues).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, connections
+
+from messaging.benchmarks import raw
+from messaging.models import Message, Notification
+from messaging.signals import created_event_guard_ignored, message_event_receivers_disconnected
+from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
+from outbox.broker import broker_connection, declare_topology, delete_topology
+from outbox.faults.supervisor import Supervisor, current_database_url
+from outbox.models import InboxEntry, OutboxEvent
+from outbox.retention import delete_published_events_of
+
+Progress = Callable[[str, int, int], None]
+FILLER_TYPE = "bench.filler"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    backlog: int = 100_000
+    write_messages: int = 2000
+    writers: int = 4
+    rates: tuple[int, ...] = (200, 1000)
+    latency_seconds: float = 5.0
+    old_rows: int = 1_000_000
+    batch_size: int = 500
+    prefetch: int = 500
+
+
+@dataclass
+class BenchResult:
+    figures: dict[str, float] = field(default_factory=dict)
+
+    def set(self, name: str, value: float) -> None:
+        self.figures[name] = round(value, 3)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+class PipelineBench:
+    """One benchmark run; `run()` fills and returns the result."""
+
+    def __init__(self, config: BenchConfig, *, progress: Progress | None = None) -> None:
+        self.config = config
+        self.progress = progress or (lambda phase, done, total: None)
+        self.namespace = f"bench-{uuid.uuid4().hex[:8]}."
+        self.topology = build_topology(self.namespace)
+        self.result = BenchResult()
+        self.log_dir = Path(tempfile.mkdtemp(prefix="outbox-bench-"))
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": current_database_url(),
+            "BROKER_NAMESPACE": self.namespace,
+            "RELAY_BATCH_SIZE": str(config.batch_size),
+            "CONSUMER_PREFETCH": str(config.prefetch),
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self._users: list = []
+
+    # --- the run --------------------------------------------------------------------------
+
+    def run(self) -> BenchResult:
+        with broker_connection() as conn:
+            declare_topology(conn.channel(), self.topology)
+        user_model = get_user_model()
+        self._users = [user_model.objects.create(username=f"{self.namespace}{name}") for name in ("a", "b")]
+        try:
+            self.measure_write_path()
+            self.measure_relay_and_consumer(relays=1, prefix="")
+            self.measure_relay_and_consumer(relays=2, prefix="")
+            self.measure_raw_limits()
+            self.measure_latency(prefix="")
+            if self.config.old_rows:
+                self.add_old_rows()
+                self.measure_relay_and_consumer(relays=1, prefix="old_rows.")
+                self.measure_latency(prefix="old_rows.", rates=self.config.rates[:1])
+            self.compute_ratios()
+        finally:
+            self.clean_up()
+        return self.result
+
+    # --- 1. the write path ----------------------------------------------------------------
+
+    def measure_write_path(self) -> None:
+        n = self.config.write_messages
+        for writers in (1, self.config.writers):
+            with_events = self._write_rate(n, writers, events=True)
+            without = self._write_rate(n, writers, events=False)
+            self.result.set(f"write.{writers}_writers.with_outbox_per_s", with_events)
+            self.result.set(f"write.{writers}_writers.without_outbox_per_s", without)
+            self.result.set(f"write.{writers}_writers.cost_ratio", without / with_events)
+        self._discard_pending_bench_events()
+
+    def _write_rate(self, n: int, writers: int, *, events: bool) -> float:
+        sender, receiver = self._users
+        per_writer = n // writers
+
+        def write() -> None:
+            try:
+                if events:
+                    for _ in range(per_writer):
+                        Message.objects.create(sender=sender, receiver=receiver, content="benchmark message")
+                else:
+                    with created_event_guard_ignored():
+                        for _ in range(per_writer):
+                            Message.objects.create(sender=sender, receiver=receiver, content="benchmark message")
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        receivers_off = message_event_receivers_disconnected() if not events else contextlib.nullcontext()
+        with receivers_off:
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - started
+        self.progress(f"write path ({writers} writers)", 1, 1)
+        return per_writer * writers / elapsed
+
+    # --- 2 and 3. relay and consumer throughput -------------------------------------------
+
+    def measure_relay_and_consumer(self, *, relays: int, prefix: str) -> None:
+        self._make_backlog(self.config.backlog)
+        timings = self._run_relays_once(relays)
+        published = sum(t["published"] for t in timings)
+        elapsed = max(t["finished"] for t in timings) - min(t["started"] for t in timings)
+        self.result.set(f"{prefix}relay.{relays}_relays.events_per_s", published / elapsed)
+        if relays == 1:
+            stats = self._drain_with_consumer()
+            self.result.set(f"{prefix}consumer.events_per_s", stats["settled"] / (stats["last_at"] - stats["first_at"]))
+        else:
+            self._purge_queue()
+
+    def _make_backlog(self, n: int) -> None:
+        sender, receiver = self._users
+        chunk = 2000
+        for done in range(0, n, chunk):
+            size = min(chunk, n - done)
+            Message.objects.bulk_create(
+                [Message(sender=sender, receiver=receiver, content="benchmark message") for _ in range(size)]
+            )
+            self.progress("backlog", done + size, n)
+
+    def _run_relays_once(self, relays: int) -> list[dict]:
+        processes = [
+            subprocess.Popen(  # noqa: S603 - our own manage.py
+                [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "relay", "--once", "--json"],
+                cwd=settings.BASE_DIR,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(relays)
+        ]
+        timings = []
+        for process in processes:
+            out, err = process.communicate(timeout=1800)
+            if process.returncode != 0:
+                raise RuntimeError(f"relay --once failed: {err.strip()[-500:]}")
+            timings.append(json.loads(out.strip().splitlines()[-1]))
+        self.progress(f"relay x{relays}", 1, 1)
+        return timings
+
+    def _drain_with_consumer(self) -> dict:
+        finished = subprocess.run(  # noqa: S603 - our own manage.py
+            [
+                sys.executable,
+                str(Path(settings.BASE_DIR) / "manage.py"),
+                "consume_notifications",
+                "--exit-when-idle",
+                "--json",
+            ],
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if finished.returncode != 0:
+            raise RuntimeError(f"consumer failed: {finished.stderr.strip()[-500:]}")
+        self.progress("consumer", 1, 1)
+        return json.loads(finished.stdout.strip().splitlines()[-1])
+
+    def _purge_queue(self) -> None:
+        with broker_connection() as conn:
+            self.topology.queue_for(NOTIFICATIONS_CONSUMER)(conn.channel()).purge()
+
+    # --- 5. the raw limit -----------------------------------------------------------------
+
+    def measure_raw_limits(self) -> None:
+        self._make_backlog(self.config.backlog)
+        dsn = current_database_url()
+        published, seconds = raw.raw_relay(dsn, settings.BROKER_URL, self.topology.events.name, self.config.batch_size)
+        self.result.set("raw.relay.events_per_s", published / seconds)
+        queue = self.topology.queue_for(NOTIFICATIONS_CONSUMER).name
+        settled, seconds = raw.raw_consumer(dsn, settings.BROKER_URL, queue, published, self.config.prefetch)
+        self.result.set("raw.consumer.events_per_s", settled / seconds)
+        self.progress("raw limits", 1, 1)
+
+    # --- 4. end-to-end latency ------------------------------------------------------------
+
+    def measure_latency(self, *, prefix: str, rates: tuple[int, ...] | None = None) -> None:
+        supervisor = Supervisor(self.log_dir, {**self.env, "RELAY_POLL_INTERVAL_SECONDS": "1"})
+        supervisor.add("relay", ["relay"])
+        supervisor.add("consumer", ["consume_notifications"])
+        try:
+            self._send_and_wait(rate=50, seconds=1.0)  # warm-up: both workers up and connected
+            for rate in rates or self.config.rates:
+                latencies = self._send_and_wait(rate=rate, seconds=self.config.latency_seconds)
+                for share, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+                    self.result.set(f"{prefix}latency.{rate}_per_s.{name}_ms", percentile(latencies, share))
+                self.progress(f"latency at {rate}/s", 1, 1)
+        finally:
+            supervisor.stop_all()
+
+    def _send_and_wait(self, *, rate: int, seconds: float) -> list[float]:
+        sender, receiver = self._users
+        sent: dict[uuid.UUID, float] = {}
+        count = int(rate * seconds)
+        interval = 1.0 / rate
+        next_at = time.perf_counter()
+        for _ in range(count):
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+            message = Message.objects.create(sender=sender, receiver=receiver, content="latency probe")
+            sent[message.pk] = time.time()
+        deadline = time.monotonic() + 120
+        while Notification.objects.filter(message_id__in=sent).count() < len(sent):
+            if time.monotonic() > deadline:
+                raise RuntimeError("notifications did not arrive within 120 s")
+            time.sleep(0.1)
+        created = Notification.objects.filter(message_id__in=sent).values_list("message_id", "created_at")
+        return [(created_at.timestamp() - sent[message_id]) * 1000 for message_id, created_at in created]
+
+    # --- 6. flatness ----------------------------------------------------------------------
+
+    def add_old_rows(self) -> None:
+        table = OutboxEvent._meta.db_table
+        chunk = 100_000
+        for done in range(0, self.config.old_rows, chunk):
+            size = min(chunk, self.config.old_rows - done)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} (event_id, aggregate_type, aggregate_id, event_type, schema_version, "
+                    "payload, headers, occurred_at, published_at, attempts, last_error) "
+                    "SELECT gen_random_uuid(), %s, g::text, %s, 1, '{}'::jsonb, '{}'::jsonb, now(), now(), 1, '' "
+                    "FROM generate_series(1, %s) AS g",
+                    [FILLER_TYPE, FILLER_TYPE, size],
+                )
+            self.progress("old rows", done + size, self.config.old_rows)
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {table}")
+
+    # --- results and clean-up ---------------------------------------------------------------
+
+    def compute_ratios(self) -> None:
+        f = self.result.figures
+        f["relay_vs_limit"] = round(f["relay.1_relays.events_per_s"] / f["raw.relay.events_per_s"], 3)
+        f["consumer_vs_limit"] = round(f["consumer.events_per_s"] / f["raw.consumer.events_per_s"], 3)
+        if "old_rows.relay.1_relays.events_per_s" in f:
+            f["old_rows.relay_change"] = round(
+                f["old_rows.relay.1_relays.events_per_s"] / f["relay.1_relays.events_per_s"] - 1, 3
+            )
+            rate = self.config.rates[0]
+            f["old_rows.p99_change"] = round(
+                f[f"old_rows.latency.{rate}_per_s.p99_ms"] / f[f"latency.{rate}_per_s.p99_ms"] - 1, 3
+            )
+
+    def _discard_pending_bench_events(self) -> None:
+        # The write-path events are not part of any later measurement: publish them away.
+        self._run_relays_once(1)
+        self._purge_queue()
+
+    def clean_up(self) -> None:
+        sender, _ = self._users or (None, None)
+        if sender is not None:
+            self._run_relays_once(1)  # nothing of ours may stay pending: pending rows cannot be deleted
+            message_ids = [str(pk) for pk in Message.objects.filter(sender=sender).values_list("pk", flat=True)]
+            for start in range(0, len(message_ids), 5000):
+                InboxEntry.objects.filter(subject__in=message_ids[start : start + 5000]).delete()
+            delete_published_events_of("message", message_ids)
+            Message.objects.filter(sender=sender).delete()
+            get_user_model().objects.filter(pk__in=[user.pk for user in self._users]).delete()
+        delete_published_events_of(FILLER_TYPE)
+        with broker_connection() as conn:
+            delete_topology(conn.channel(), self.topology)

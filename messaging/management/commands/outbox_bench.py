@@ -1,0 +1,79 @@
+"""`python manage.py outbox_bench`: measure the pipeline against this machine's own limit."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from messaging.benchmarks.pipeline import BenchConfig, PipelineBench
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure write path, relay and consumer throughput, end-to-end latency and flatness against the "
+        "configured PostgreSQL and RabbitMQ, next to raw psycopg/py-amqp loops. Cleans up after itself."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--backlog", type=int, default=100_000, help="pending events for the throughput runs")
+        parser.add_argument("--write-messages", type=int, default=2000, help="messages per write-path run")
+        parser.add_argument("--writers", type=int, default=4, help="concurrent writers in the second write run")
+        parser.add_argument("--rates", default="200,1000", help="offered messages per second for latency")
+        parser.add_argument("--latency-seconds", type=float, default=5.0, help="duration of each latency run")
+        parser.add_argument("--old-rows", type=int, default=1_000_000, help="published rows for flatness; 0 skips")
+        parser.add_argument("--batch-size", type=int, default=500, help="relay batch size")
+        parser.add_argument("--prefetch", type=int, default=500, help="consumer prefetch")
+        parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            rates = tuple(int(rate) for rate in options["rates"].split(","))
+        except ValueError:
+            raise CommandError("--rates takes numbers separated by commas, e.g. 200,1000") from None
+        for name in ("backlog", "write_messages", "writers", "batch_size", "prefetch"):
+            if options[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
+        if options["old_rows"] < 0 or options["latency_seconds"] <= 0 or not rates or min(rates) < 1:
+            raise CommandError("--old-rows must be >= 0, --latency-seconds and every rate > 0")
+        config = BenchConfig(
+            backlog=options["backlog"],
+            write_messages=options["write_messages"],
+            writers=options["writers"],
+            rates=rates,
+            latency_seconds=options["latency_seconds"],
+            old_rows=options["old_rows"],
+            batch_size=options["batch_size"],
+            prefetch=options["prefetch"],
+        )
+        bars: dict[str, tqdm] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            bar = bars.get(phase)
+            if bar is None:
+                bar = bars[phase] = tqdm(total=total, desc=phase, file=self.stderr, leave=False)
+            bar.update(done - bar.n)
+
+        result = PipelineBench(config, progress=progress).run()
+        for bar in bars.values():
+            bar.close()
+        figures = result.figures
+        if options["json"]:
+            self.stdout.write(json.dumps(figures, indent=2, sort_keys=True))
+            return
+        self.stdout.write(
+            f"outbox_bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+            f"({platform.processor() or platform.machine()}, {_cores()} cores), backlog {config.backlog}"
+        )
+        width = max(len(name) for name in figures)
+        for name in sorted(figures):
+            self.stdout.write(f"  {name:<{width}}  {figures[name]:>12,.3f}")
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0

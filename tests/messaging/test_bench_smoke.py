@@ -1,0 +1,51 @@
+"""A small run of the benchmark: it runs end to end and reports sane figures (not that it is fast)."""
+
+from __future__ import annotations
+
+import pytest
+
+from messaging.benchmarks.pipeline import BenchConfig, PipelineBench
+from messaging.models import Message
+from outbox.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EXPECTED = [
+    "write.1_writers.with_outbox_per_s",
+    "write.1_writers.without_outbox_per_s",
+    "write.1_writers.cost_ratio",
+    "write.2_writers.cost_ratio",
+    "relay.1_relays.events_per_s",
+    "relay.2_relays.events_per_s",
+    "consumer.events_per_s",
+    "raw.relay.events_per_s",
+    "raw.consumer.events_per_s",
+    "latency.50_per_s.p50_ms",
+    "latency.50_per_s.p99_ms",
+    "old_rows.relay.1_relays.events_per_s",
+    "old_rows.latency.50_per_s.p99_ms",
+    "relay_vs_limit",
+    "consumer_vs_limit",
+    "old_rows.relay_change",
+    "old_rows.p99_change",
+]
+
+
+def test_a_small_benchmark_run_reports_every_figure_and_cleans_up():
+    config = BenchConfig(
+        backlog=300, write_messages=40, writers=2, rates=(50,), latency_seconds=1, old_rows=2000, batch_size=100
+    )
+
+    figures = PipelineBench(config).run().figures
+
+    missing = [name for name in EXPECTED if name not in figures]
+    assert not missing
+    for name in EXPECTED:
+        if name.endswith("_change"):
+            assert -1 < figures[name] < 100, (name, figures[name])
+        else:
+            assert figures[name] > 0, (name, figures[name])
+    assert figures["latency.50_per_s.p50_ms"] <= figures["latency.50_per_s.p99_ms"]
+    assert figures["latency.50_per_s.p99_ms"] < 1000
+    assert not Message.objects.exists()
+    assert not OutboxEvent.objects.exists()
