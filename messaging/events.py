@@ -28,7 +28,7 @@ MESSAGE_CREATED_V1 = EventSchema(
     event_type=MESSAGE_CREATED,
     version=1,
     schema={
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "message.created v1",
         "type": "object",
         "required": ["message_id", "sender_id", "sender_username", "receiver_id", "content", "sent_at", "is_read"],
@@ -49,7 +49,7 @@ MESSAGE_READ_V1 = EventSchema(
     event_type=MESSAGE_READ,
     version=1,
     schema={
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "message.read v1",
         "type": "object",
         "required": ["message_id", "receiver_id", "read_at"],

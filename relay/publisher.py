@@ -24,6 +24,10 @@ from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
 logger = logging.getLogger(__name__)
 
 
+# What py-amqp raises when a property or header value cannot be encoded.
+UNENCODABLE = (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxError)
+
+
 class BrokerUnavailable(Exception):
     """The broker cannot be reached or dropped the connection; nothing in the batch is safe."""
 
@@ -117,11 +121,19 @@ class ConfirmingPublisher:
         outcome = PublishOutcome()
         try:
             for event in events:
-                message, refusal = self._build_message(event)
-                if refusal is not None:
-                    outcome.failed[event.id] = refusal
+                body = encode_event(event, source=self._source)
+                if len(body) > self._max_bytes:
+                    outcome.failed[event.id] = f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
                     continue
-                self._channel.basic_publish(message, exchange=exchange, routing_key=event.event_type, mandatory=True)
+                message = amqp.Message(body, **amqp_properties(event))
+                try:
+                    self._channel.basic_publish(
+                        message, exchange=exchange, routing_key=event.event_type, mandatory=True
+                    )
+                except UNENCODABLE as exc:
+                    # py-amqp builds the whole frame before writing it: nothing reached the wire.
+                    outcome.failed[event.id] = f"event headers cannot be encoded for AMQP: {type(exc).__name__}"
+                    continue
                 tags[self._next_tag] = event
                 self._unsettled[self._next_tag] = event.id
                 self._next_tag += 1
@@ -138,20 +150,6 @@ class ConfirmingPublisher:
             else:
                 outcome.confirmed.append(event.id)
         return outcome
-
-    def _build_message(self, event: OutgoingEvent) -> tuple[amqp.Message | None, str | None]:
-        """The AMQP message of `event`, or why it can never be published as it stands."""
-        body = encode_event(event, source=self._source)
-        if len(body) > self._max_bytes:
-            return None, f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
-        message = amqp.Message(body, **amqp_properties(event))
-        try:
-            # Serialize the properties now: a header AMQP cannot encode would otherwise break
-            # the frame half-written and the connection with it.
-            message._serialize_properties()
-        except (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxError) as exc:
-            return None, f"event headers cannot be encoded for AMQP: {type(exc).__name__}"
-        return message, None
 
     def _wait_for_confirms(self) -> None:
         deadline = time.monotonic() + self.confirm_timeout

@@ -201,3 +201,32 @@ def test_a_hung_relay_loses_its_batch_to_the_others_after_the_lock_timeout(alice
     finally:
         release.set()
         hung.join(10)
+
+
+@pytest.mark.django_db
+def test_an_event_whose_headers_amqp_cannot_encode_fails_alone(alice, bob, topology, broker_channel):
+    from messaging.events import MESSAGE_READ
+    from outbox.services import emit
+
+    with transaction.atomic():
+        bad = emit(
+            aggregate_type="message",
+            aggregate_id="unencodable",
+            event_type=MESSAGE_READ,
+            payload={
+                "message_id": "00000000-0000-0000-0000-000000000000",
+                "receiver_id": 1,
+                "read_at": "2026-01-01T00:00:00Z",
+            },
+            headers={"too_big_for_amqp": 2**70},
+        )
+    fine = Message.objects.create(sender=alice, receiver=bob, content="fine")
+
+    relay_pending_events()
+
+    bad.refresh_from_db()
+    assert bad.published_at is None
+    assert "cannot be encoded for AMQP" in bad.last_error
+    assert event_of(fine).published_at is not None
+    [delivered] = get_messages(broker_channel, topology.queue_for("notifications"), expected=1)
+    assert json.loads(delivered.body)["subject"] == str(fine.pk)
