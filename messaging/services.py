@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils.text import Truncator
 
@@ -42,40 +43,67 @@ def append_message_read(message: Message) -> None:
 
 def notification_preview(content: str) -> str:
     """The start of a message, cut with an ellipsis past the configured length."""
-    return Truncator(content).chars(settings.NOTIFICATION_PREVIEW_LENGTH)
+    limit = settings.NOTIFICATION_PREVIEW_LENGTH
+    # Truncator is slow (a regex per call) and a short message needs no cut: its length in
+    # characters is an upper bound of the length Truncator counts.
+    return content if len(content) <= limit else Truncator(content).chars(limit)
 
 
-def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> list[Notification]:
-    """Build the receivers' notifications for `message.created` events, in two queries.
+# One statement for a whole batch of `message.created` events, passed as one JSON document: the
+# join drops the events whose message was deleted meanwhile, and the unique source_event_id makes
+# an event that already built its notification (an inbox row pruned too early) build nothing.
+# The receiver is the message's, which is the event's; its is_read covers a read handled first.
+_CREATE_NOTIFICATIONS_SQL = f"""
+    INSERT INTO {Notification._meta.db_table}
+        (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
+         source_event_id)
+    SELECT gen_random_uuid(), m.receiver_id, m.message_id, %s, d.title, d.content, d.is_read OR m.is_read,
+           statement_timestamp(), d.event_id
+    FROM jsonb_to_recordset(%s::jsonb)
+         AS d(event_id uuid, message_id uuid, title text, content text, is_read boolean, position integer)
+    JOIN {Message._meta.db_table} m ON m.message_id = d.message_id
+    ORDER BY d.position
+    ON CONFLICT (source_event_id) DO NOTHING
+    RETURNING source_event_id
+"""
+
+
+def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> int:
+    """Build the receivers' notifications for `message.created` events in one statement; how many.
 
     Call inside the consumer's transaction, after its inbox records. A notification starts read
     when its message already is: a `message.read` handled first then still ends in a read state.
     A message deleted meanwhile gets no notification.
     """
-    stored = dict(
-        Message.objects.filter(pk__in=[data["message_id"] for _, data in events]).values_list("pk", "is_read")
-    )
-    notifications = []
-    for event_id, data in events:
-        message_id = uuid.UUID(data["message_id"])
-        if message_id not in stored:
-            logger.info("notification.skipped reason=message_missing event_id=%s message_id=%s", event_id, message_id)
-            continue
-        notifications.append(
-            Notification(
-                user_id=data["receiver_id"],
-                message_id=message_id,
-                notification_type=Notification.NotificationType.MESSAGE,
-                title=f"New message from {data['sender_username']}",
-                content=notification_preview(data["content"]),
-                is_read=bool(data["is_read"] or stored[message_id]),
-                source_event_id=event_id,
-            )
-        )
-    created = Notification.objects.bulk_create(notifications)
+    batch = [
+        {
+            "event_id": str(event_id),
+            "message_id": data["message_id"],
+            "title": f"New message from {data['sender_username']}",
+            "content": notification_preview(data["content"]),
+            "is_read": bool(data["is_read"]),
+            "position": position,
+        }
+        for position, (event_id, data) in enumerate(events)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_NOTIFICATIONS_SQL, [Notification.NotificationType.MESSAGE.value, json.dumps(batch)])
+        created = {row[0] for row in cursor.fetchall()}
+    if len(created) < len(events):
+        _log_skipped_notifications([(event_id, data) for event_id, data in events if event_id not in created])
     if created:
         transaction.on_commit(lambda: NOTIFICATIONS_CREATED.inc(len(created)))
-    return created
+    return len(created)
+
+
+def _log_skipped_notifications(skipped: list[tuple[uuid.UUID, dict]]) -> None:
+    existing = set(
+        Message.objects.filter(pk__in=[data["message_id"] for _, data in skipped]).values_list("pk", flat=True)
+    )
+    for event_id, data in skipped:
+        message_id = uuid.UUID(data["message_id"])
+        reason = "notification_exists" if message_id in existing else "message_missing"
+        logger.info("notification.skipped reason=%s event_id=%s message_id=%s", reason, event_id, message_id)
 
 
 def mark_message_notifications_read(*, message_ids) -> int:

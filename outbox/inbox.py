@@ -6,6 +6,7 @@ does nothing, and a concurrent one waits on the first transaction and then does 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -21,11 +22,13 @@ _RECORD_SQL = f"""
 """
 
 
+# The batch travels as one JSON document: psycopg adapts Python lists element by element, which
+# cost more than the statement. Rows go in delivery order (ORDER BY position), so inbox ids follow it.
 _RECORD_MANY_SQL = f"""
     INSERT INTO {InboxEntry._meta.db_table} (consumer, event_id, event_type, subject, sequence, processed_at)
     SELECT %s, batch.event_id, batch.event_type, batch.subject, batch.sequence, now()
-    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[])
-         WITH ORDINALITY AS batch(event_id, event_type, subject, sequence, position)
+    FROM jsonb_to_recordset(%s::jsonb)
+         AS batch(event_id uuid, event_type text, subject text, sequence bigint, position integer)
     ORDER BY batch.position
     ON CONFLICT (consumer, event_id) DO NOTHING
     RETURNING event_id
@@ -35,17 +38,18 @@ _RECORD_MANY_SQL = f"""
 def record_many_in_inbox(consumer: str, events, *, using: str = DEFAULT_DB_ALIAS) -> set[uuid.UUID]:
     """Record a batch of `ReceivedEvent`s in one statement; the ids that were not there yet."""
     require_transaction(using)
+    batch = [
+        {
+            "event_id": str(event.event_id),
+            "event_type": event.event_type,
+            "subject": event.subject,
+            "sequence": event.sequence,
+            "position": position,
+        }
+        for position, event in enumerate(events)
+    ]
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            _RECORD_MANY_SQL,
-            [
-                consumer,
-                [event.event_id for event in events],
-                [event.event_type for event in events],
-                [event.subject for event in events],
-                [event.sequence for event in events],
-            ],
-        )
+        cursor.execute(_RECORD_MANY_SQL, [consumer, json.dumps(batch)])
         return {row[0] for row in cursor.fetchall()}
 
 

@@ -96,15 +96,9 @@ class Relay:
         # A relay that hangs while holding a batch (waiting on the broker, stopped, swapped out)
         # must not hold its locks for ever: PostgreSQL ends its session past this limit, which
         # rolls the batch back for the other relays to claim.
-        # The claim must walk the pending index and probe each row's aggregate, whatever the
-        # table statistics say: right after a burst of inserts they still describe an empty
-        # backlog, and a hash anti-join over every pending row made each claim take ~1 s.
         limit_ms = int(self.lock_timeout * 1000)
         with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                f"SET LOCAL idle_in_transaction_session_timeout = {limit_ms}; "
-                "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off"
-            )
+            cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {limit_ms}")
 
     def _database_unavailable(self, exc: Exception) -> DatabaseUnavailable:
         connections[self.using].close()

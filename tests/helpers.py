@@ -95,3 +95,35 @@ def relay_pending_events() -> None:
         relay.drain()
     finally:
         relay.publisher.close()
+
+
+@contextlib.contextmanager
+def claim_held_by_another_relay(batch_size: int):
+    """Another relay's claim: a thread claims up to `batch_size` events on its own connection and
+    holds them, its transaction open, until the block ends. Yields the claimed ids."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from outbox.services import claim_pending_events
+
+    held, release = threading.Event(), threading.Event()
+    claimed: list[int] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                claimed.extend(event.id for event in claim_pending_events(batch_size))
+                held.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10), "the other relay did not claim in time"
+        yield claimed
+    finally:
+        release.set()
+        holder.join(10)

@@ -218,13 +218,18 @@ class PipelineBench:
     # --- 5. the raw limit -----------------------------------------------------------------
 
     def measure_raw_limits(self) -> None:
-        self._make_backlog(self.config.backlog)
         dsn = current_database_url()
-        published, seconds = raw.raw_relay(dsn, settings.BROKER_URL, self.topology.events.name, self.config.batch_size)
-        self.result.set("raw.relay.events_per_s", published / seconds)
         queue = self.topology.queue_for(NOTIFICATIONS_CONSUMER).name
-        settled, seconds = raw.raw_consumer(dsn, settings.BROKER_URL, queue, published, self.config.prefetch)
-        self.result.set("raw.consumer.events_per_s", settled / seconds)
+        consumers = (("raw.consumer", raw.raw_consumer), ("raw.sink_consumer", raw.raw_sink_consumer))
+        for name, consume in consumers:
+            self._make_backlog(self.config.backlog)
+            published, seconds = raw.raw_relay(
+                dsn, settings.BROKER_URL, self.topology.events.name, self.config.batch_size
+            )
+            if name == "raw.consumer":
+                self.result.set("raw.relay.events_per_s", published / seconds)
+            settled, seconds = consume(dsn, settings.BROKER_URL, queue, published, self.config.prefetch)
+            self.result.set(f"{name}.events_per_s", settled / seconds)
         self.progress("raw limits", 1, 1)
 
     # --- 4. end-to-end latency ------------------------------------------------------------

@@ -1,18 +1,23 @@
 """The machine's own limit: minimal hand-written loops with raw psycopg and py-amqp.
 
 They do what the relay and the consumer do at their core and nothing else: claim → publish with
-batched confirms → mark published; and insert → ack. The benchmark divides our figures by these.
+batched confirms → mark published; and insert the same inbox and notification rows → commit →
+ack, with no envelope or schema checks and no framework. The benchmark divides our figures by
+these. `raw_sink_consumer` only inserts each event id into a bare table: the broker-and-commit
+floor of any consumer, printed for reference.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 import amqp
 import psycopg
 from kombu.utils.url import url_to_parts
 
-from outbox.models import OutboxEvent
+from messaging.models import Message, Notification
+from outbox.models import InboxEntry, OutboxEvent
 
 SINK_TABLE = "bench_raw_sink"
 
@@ -51,15 +56,18 @@ def raw_relay(dsn: str, broker_url: str, exchange: str, batch_size: int) -> tupl
         while True:
             with db.transaction(), db.cursor() as cursor:
                 cursor.execute(
-                    f"SELECT id, event_id, event_type, payload::text FROM {table} "
+                    f"SELECT id, event_id, aggregate_id, event_type, payload::text FROM {table} "
                     "WHERE published_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                     [batch_size],
                 )
                 rows = cursor.fetchall()
                 if not rows:
                     break
-                for _, event_id, event_type, payload in rows:
-                    body = f'{{"specversion":"1.0","id":"{event_id}","type":"{event_type}","data":{payload}}}'
+                for outbox_id, event_id, aggregate_id, event_type, payload in rows:
+                    body = (
+                        f'{{"specversion":"1.0","id":"{event_id}","type":"{event_type}","subject":"{aggregate_id}",'
+                        f'"sequence":"{outbox_id:020d}","data":{payload}}}'
+                    )
                     channel.basic_publish(
                         amqp.Message(body.encode(), message_id=str(event_id), delivery_mode=2),
                         exchange=exchange,
@@ -79,36 +87,92 @@ def raw_relay(dsn: str, broker_url: str, exchange: str, batch_size: int) -> tupl
     return published, elapsed
 
 
-def raw_consumer(dsn: str, broker_url: str, queue: str, expected: int, prefetch: int) -> tuple[int, float]:
-    """Consume `expected` messages: batch insert their ids, commit, ack; (settled, seconds)."""
+# The consumer's own writes, hand-written: the inbox row and the receiver's notification.
+_RAW_INBOX_SQL = f"""
+    INSERT INTO {InboxEntry._meta.db_table} (consumer, event_id, event_type, subject, sequence, processed_at)
+    SELECT 'bench-raw', b.event_id, b.type, b.subject, b.sequence::bigint, now()
+    FROM jsonb_to_recordset(%s::jsonb) AS b(event_id uuid, type text, subject text, sequence text)
+    ON CONFLICT (consumer, event_id) DO NOTHING
+"""
+_RAW_NOTIFICATIONS_SQL = f"""
+    INSERT INTO {Notification._meta.db_table}
+        (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
+         source_event_id)
+    SELECT gen_random_uuid(), m.receiver_id, m.message_id, 'message', 'New message from ' || b.sender,
+           left(b.content, 100), m.is_read, now(), b.event_id
+    FROM jsonb_to_recordset(%s::jsonb) AS b(event_id uuid, message_id uuid, sender text, content text)
+    JOIN {Message._meta.db_table} m ON m.message_id = b.message_id
+    ON CONFLICT (source_event_id) DO NOTHING
+"""
+
+
+def _consume(broker_url: str, queue: str, expected: int, prefetch: int, settle) -> tuple[int, float]:
     broker = _amqp_connection(broker_url)
     channel = broker.channel()
     channel.basic_qos(0, prefetch, False)
     received: list[amqp.Message] = []
     channel.basic_consume(queue, callback=received.append)
     settled = 0
+    started = None
+    while settled < expected:
+        broker.drain_events(timeout=10)
+        started = started or time.perf_counter()
+        while len(received) < prefetch:
+            try:
+                broker.drain_events(timeout=0.0005)
+            except TimeoutError:
+                break
+        batch, received[:] = list(received), []
+        settle(batch)
+        channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+        settled += len(batch)
+    elapsed = time.perf_counter() - started
+    broker.close()
+    return settled, elapsed
+
+
+def raw_consumer(dsn: str, broker_url: str, queue: str, expected: int, prefetch: int) -> tuple[int, float]:
+    """Consume `expected` events: their inbox rows and notifications in one transaction, then ack."""
+    with psycopg.connect(dsn) as db:
+
+        def settle(batch: list[amqp.Message]) -> None:
+            events = [json.loads(message.body) for message in batch]
+            inbox = [
+                {"event_id": e["id"], "type": e["type"], "subject": e["subject"], "sequence": e["sequence"]}
+                for e in events
+            ]
+            created = [
+                {
+                    "event_id": e["id"],
+                    "message_id": e["data"]["message_id"],
+                    "sender": e["data"]["sender_username"],
+                    "content": e["data"]["content"],
+                }
+                for e in events
+                if e["type"] == "message.created"
+            ]
+            with db.transaction():
+                db.execute(_RAW_INBOX_SQL, [json.dumps(inbox)])
+                db.execute(_RAW_NOTIFICATIONS_SQL, [json.dumps(created)])
+
+        return _consume(broker_url, queue, expected, prefetch, settle)
+
+
+def raw_sink_consumer(dsn: str, broker_url: str, queue: str, expected: int, prefetch: int) -> tuple[int, float]:
+    """Consume `expected` messages: batch insert their ids into a bare table, commit, ack."""
     with psycopg.connect(dsn) as db:
         db.execute(f"CREATE TABLE IF NOT EXISTS {SINK_TABLE} (event_id uuid PRIMARY KEY)")
         db.commit()
-        started = None
-        while settled < expected:
-            broker.drain_events(timeout=10)
-            started = started or time.perf_counter()
-            while len(received) < prefetch:
-                try:
-                    broker.drain_events(timeout=0.0005)
-                except TimeoutError:
-                    break
-            batch, received[:] = list(received), []
+
+        def settle(batch: list[amqp.Message]) -> None:
             with db.transaction():
                 db.execute(
                     f"INSERT INTO {SINK_TABLE} SELECT unnest(%s::uuid[]) ON CONFLICT DO NOTHING",
                     [[message.properties["message_id"] for message in batch]],
                 )
-            channel.basic_ack(batch[-1].delivery_tag, multiple=True)
-            settled += len(batch)
-        elapsed = time.perf_counter() - started
-        db.execute(f"DROP TABLE {SINK_TABLE}")
-        db.commit()
-    broker.close()
-    return settled, elapsed
+
+        try:
+            return _consume(broker_url, queue, expected, prefetch, settle)
+        finally:
+            db.execute(f"DROP TABLE {SINK_TABLE}")
+            db.commit()

@@ -20,6 +20,7 @@ EXPECTED = [
     "consumer.events_per_s",
     "raw.relay.events_per_s",
     "raw.consumer.events_per_s",
+    "raw.sink_consumer.events_per_s",
     "latency.50_per_s.p50_ms",
     "latency.50_per_s.p99_ms",
     "old_rows.relay.1_relays.events_per_s",

@@ -15,7 +15,7 @@ from outbox.models import OutboxEvent
 from outbox.services import claim_pending_events
 from relay.publisher import BrokerUnavailable, ConfirmingPublisher
 from relay.relay import Relay
-from tests.helpers import get_messages, queue_depth, wait_until
+from tests.helpers import claim_held_by_another_relay, get_messages, queue_depth, wait_until
 
 
 def send(sender, receiver, count: int) -> list[Message]:
@@ -130,28 +130,9 @@ def test_drain_publishes_a_backlog_larger_than_one_batch(alice, bob, topology, b
 @pytest.mark.django_db(transaction=True)
 def test_two_relays_claim_disjoint_events(alice, bob):
     send(alice, bob, 6)
-    held = threading.Event()
-    release = threading.Event()
-    first_claim: list[int] = []
 
-    def hold_a_claim() -> None:
-        try:
-            with transaction.atomic():
-                first_claim.extend(event.id for event in claim_pending_events(4))
-                held.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold_a_claim)
-    holder.start()
-    try:
-        assert held.wait(10)
-        with transaction.atomic():
-            second_claim = [event.id for event in claim_pending_events(10)]
-    finally:
-        release.set()
-        holder.join(10)
+    with claim_held_by_another_relay(4) as first_claim, transaction.atomic():
+        second_claim = [event.id for event in claim_pending_events(10)]
 
     assert len(first_claim) == 4
     assert len(second_claim) == 2

@@ -1,0 +1,137 @@
+"""The relay's claim: which pending events it locks, in which order, whatever the statistics say."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from outbox.models import OutboxEvent
+from outbox.services import _HEAD_SQL, _LOCK_SQL, CANDIDATES_PER_BATCH, claim_pending_events, emit
+from tests.helpers import append_read_events, claim_held_by_another_relay
+
+TABLE = OutboxEvent._meta.db_table
+
+
+def add_pending_events(count: int, *, aggregate_id: str | None = None) -> None:
+    """`count` pending events in one statement, each on its own aggregate unless one is given."""
+    aggregate = "%s" if aggregate_id is not None else "gen_random_uuid()::text"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TABLE} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, "
+            f"headers, occurred_at, attempts, last_error) "
+            f"SELECT gen_random_uuid(), 'message', {aggregate}, 'message.read', 1, '{{}}', '{{}}', now(), 0, '' "
+            "FROM generate_series(1, %s)",
+            [aggregate_id, count] if aggregate_id is not None else [count],
+        )
+
+
+def claimed_ids(batch_size: int) -> list[int]:
+    with transaction.atomic():
+        return [event.id for event in claim_pending_events(batch_size)]
+
+
+def same_aggregate_events(count: int) -> list[OutboxEvent]:
+    first = append_read_events(1)[0]
+    with transaction.atomic():
+        return [first] + [
+            emit(
+                aggregate_type="message",
+                aggregate_id=first.aggregate_id,
+                event_type="message.read",
+                payload=first.payload,
+            )
+            for _ in range(count - 1)
+        ]
+
+
+@pytest.mark.django_db
+def test_the_claim_takes_the_oldest_pending_event_of_each_aggregate_in_id_order():
+    older, _younger = same_aggregate_events(2)
+    others = append_read_events(3)
+
+    assert claimed_ids(10) == [older.id, *(event.id for event in others)]
+
+
+@pytest.mark.django_db
+def test_an_event_waiting_for_its_retry_holds_back_the_younger_events_of_its_aggregate():
+    older, _younger = same_aggregate_events(2)
+    [other] = append_read_events(1)
+    OutboxEvent.objects.filter(pk=older.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+
+    assert claimed_ids(10) == [other.id]
+
+
+@pytest.mark.django_db
+def test_the_claim_reads_past_a_head_of_events_all_waiting_for_their_retry():
+    batch_size = 2
+    waiting = batch_size * CANDIDATES_PER_BATCH * 3
+    add_pending_events(waiting)
+    OutboxEvent.objects.filter(published_at__isnull=True).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+    due = append_read_events(3)
+
+    assert claimed_ids(batch_size) == [due[0].id, due[1].id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_another_relay_holds_still_holds_back_the_younger_events_of_its_aggregate():
+    older, _younger = same_aggregate_events(2)
+    [other] = append_read_events(1)
+    with claim_held_by_another_relay(1) as first_claim:
+        second_claim = claimed_ids(10)
+
+    assert first_claim == [older.id]
+    assert second_claim == [other.id]
+
+
+# --- the plans ------------------------------------------------------------------------------
+
+
+def plan_of(sql: str, params: list) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        document = cursor.fetchone()[0]
+    return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+
+
+def nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+@pytest.fixture
+def statistics_of_an_empty_table(db):
+    """The planner's worst case: statistics taken while the table's pages held no live row
+    (here rolled back rows), then a burst. Every path then looks like one row to it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SAVEPOINT burst_rolled_back")
+        add_pending_events(20_000)
+        cursor.execute("ROLLBACK TO SAVEPOINT burst_rolled_back")
+        cursor.execute(f"ANALYZE {TABLE}")
+    add_pending_events(20_000)
+
+
+def test_reading_the_head_walks_the_pending_index_even_with_misleading_statistics(statistics_of_an_empty_table):
+    plan = plan_of(_HEAD_SQL, [0, 2000])
+
+    scans = [node for node in nodes(plan) if "Scan" in node["Node Type"]]
+    assert [(scan["Node Type"], scan.get("Index Name")) for scan in scans] == [("Index Scan", "outbox_pending_idx")]
+    assert not any(node["Node Type"] == "Sort" for node in nodes(plan))
+
+
+def test_locking_the_candidates_probes_them_by_id_even_with_misleading_statistics(statistics_of_an_empty_table):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {TABLE} WHERE published_at IS NULL ORDER BY id LIMIT 2000")
+        ids = [row[0] for row in cursor.fetchall()]
+
+    plan = plan_of(_LOCK_SQL, ["{" + ",".join(map(str, ids)) + "}", 500])
+
+    scans = [node for node in nodes(plan) if "Scan" in node["Node Type"]]
+    assert len(scans) == 1
+    assert scans[0]["Node Type"] in ("Index Scan", "Bitmap Heap Scan")
+    probe = scans[0] if scans[0]["Node Type"] == "Index Scan" else scans[0]["Plans"][0]
+    assert "id = ANY" in probe["Index Cond"]
