@@ -59,17 +59,54 @@ def _env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+_RATE_PERIODS = ("second", "minute", "hour", "day", "s", "m", "h", "d")
+
+
+def _env_rate(name: str, default: str) -> str:
+    """A rate such as `60/minute`, as Django REST framework's throttles read it."""
+    raw = os.environ.get(name, default)
+    count, _, period = (part.strip() for part in raw.partition("/"))
+    if not (count.isdigit() and int(count) >= 1 and period in _RATE_PERIODS):
+        raise ImproperlyConfigured(f"{name} must look like 60/minute (per second, minute, hour or day), not {raw!r}")
+    return f"{int(count)}/{period}"
+
+
 # --- Core -----------------------------------------------------------------------------------
 
-# Development default: on. Production sets DEBUG=false and its own SECRET_KEY.
-DEBUG = _env_bool("DEBUG", True)
+_ENVIRONMENTS = ("development", "production")
+ENVIRONMENT = os.environ.get("ENVIRONMENT", "development").strip().lower()
+if ENVIRONMENT not in _ENVIRONMENTS:
+    raise ImproperlyConfigured(f"ENVIRONMENT must be one of {list(_ENVIRONMENTS)}, not {ENVIRONMENT!r}")
+PRODUCTION = ENVIRONMENT == "production"
+
+# Development default: on. Production refuses it (tracebacks and settings would reach clients).
+DEBUG = _env_bool("DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when ENVIRONMENT=production")
+
+_DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+# What `manage.py check --deploy` asks of a key (security.W009).
+_SECRET_KEY_MIN_LENGTH = 50
+_SECRET_KEY_MIN_DISTINCT = 5
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     # Only ever used with DEBUG on, on a developer's machine.
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+    SECRET_KEY = _DEVELOPMENT_SECRET_KEY
+if PRODUCTION and (
+    SECRET_KEY == _DEVELOPMENT_SECRET_KEY
+    or SECRET_KEY.startswith("django-insecure-")
+    or len(SECRET_KEY) < _SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < _SECRET_KEY_MIN_DISTINCT
+):
+    # Never echo the key itself: this message ends up in logs.
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be a random string of at least {_SECRET_KEY_MIN_LENGTH} characters when "
+        "ENVIRONMENT=production (python -c 'from django.core.management.utils import "
+        "get_random_secret_key as k; print(k())')"
+    )
 
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
@@ -80,6 +117,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "pgtrigger",
     "outbox",
     "relay",
@@ -141,6 +182,34 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# --- HTTPS (on in production; `manage.py check --deploy` passes with these) -----------------
+
+# Off only where TLS does not reach Django at all and nothing redirects (the compose stack on
+# localhost), or where the proxy in front already redirects plain HTTP.
+SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+# Behind a proxy that terminates TLS, Django sees plain HTTP; trust the proxy's header only when
+# the proxy sets it and strips any the client sent.
+if _env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Cache ----------------------------------------------------------------------------------
+
+# Shared by every web process (the API's rate limits count here), without another service: a
+# table in PostgreSQL, created by the migration messaging 0002 (keep the name in step).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "shared_cache",
+        # Past this many rows a write culls a third of them (every write counts the table).
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
+
 # --- Broker and the event pipeline ----------------------------------------------------------
 
 BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -187,6 +256,44 @@ CONSUMER_MAX_BACKOFF_SECONDS = _env_float("CONSUMER_MAX_BACKOFF_SECONDS", 30.0)
 # Notifications show the start of a message, cut with an ellipsis past this many characters.
 NOTIFICATION_PREVIEW_LENGTH = _env_int("NOTIFICATION_PREVIEW_LENGTH", 100, minimum=10)
 
+# --- HTTP API -------------------------------------------------------------------------------
+
+# Longest message content accepted, in characters.
+MESSAGE_MAX_LENGTH = _env_int("MESSAGE_MAX_LENGTH", 10_000)
+# Messages one user may send through the API: "N/second|minute|hour|day".
+API_MESSAGE_CREATE_RATE = _env_rate("API_MESSAGE_CREATE_RATE", "60/minute")
+# Items per page of the API's lists.
+API_PAGE_SIZE = _env_int("API_PAGE_SIZE", 50)
+
+REST_FRAMEWORK = {
+    # Token first: its `WWW-Authenticate` header is what turns an anonymous request into a 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "messaging.api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Messaging API",
+    "DESCRIPTION": (
+        "Send messages between users, read them, and read the notifications built from their events. "
+        "Authenticate with `Authorization: Token <key>` (or a session in the browser)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files: the docs page must not depend on a CDN being reachable.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"NotificationTypeEnum": "messaging.models.Notification.NotificationType"},
+}
+
 # --- Logging: one key=value line per event worth knowing, never message content -------------
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
@@ -204,5 +311,7 @@ LOGGING = {
         # py-amqp and kombu log every frame at DEBUG; their warnings are enough.
         "amqp": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},
+        # With DEBUG on, Django logs every SQL statement with its parameters: message content.
+        "django.db.backends": {"level": "INFO"},
     },
 }

@@ -32,8 +32,8 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Mark selected messages as read")
     def mark_selected_read(self, request, queryset) -> None:
-        # mark_read() appends a message.read event for each message it flips.
-        count = queryset.mark_read()
+        # Through mark_read(), which appends a message.read event for each message it flips.
+        count = services.mark_messages_read(queryset)
         self.message_user(request, f"{count} message(s) marked as read.")
 
 

@@ -1,4 +1,8 @@
-"""Writes of the messaging domain; signals, admin actions, the consumer and the API call these."""
+"""Writes of the messaging domain; signals, admin actions, the consumer and the API call these.
+
+Rules are checked here and broken ones raised as Django's ValidationError (keyed by field) or
+PermissionDenied, which the API turns into 400 and 403 responses.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils.text import Truncator
+from rest_framework.authtoken.models import Token
 
 from messaging.events import message_created_event, message_read_event
 from messaging.metrics import NOTIFICATIONS_CREATED, NOTIFICATIONS_READ
@@ -22,10 +29,60 @@ logger = logging.getLogger(__name__)
 # --- Messages -------------------------------------------------------------------------------
 
 
+BLANK_CONTENT = "Message content may not be empty or only whitespace."
+INACTIVE_RECEIVER = "No active user with this username."
+ONLY_RECEIVER_READS = "Only the receiver of a message can mark it read."
+# Formatted as Django's MaxLengthValidator formats it, so the API's field error reads the same.
+CONTENT_TOO_LONG = "Message content may be at most %(limit_value)d characters long, not %(show_value)d."
+
+
+def message_content_errors(content: str) -> list[str]:
+    """What is wrong with `content` as the text of a message; empty when nothing is."""
+    if not content.strip():
+        return [BLANK_CONTENT]
+    if len(content) > settings.MESSAGE_MAX_LENGTH:
+        return [CONTENT_TOO_LONG % {"limit_value": settings.MESSAGE_MAX_LENGTH, "show_value": len(content)}]
+    return []
+
+
 @transaction.atomic
-def send_message(*, sender, receiver, content: str) -> Message:
-    """Write a message; its `message.created` event commits with it (see Message.save)."""
-    return Message.objects.create(sender=sender, receiver=receiver, content=content)
+def send_message(*, sender: AbstractBaseUser, receiver: AbstractBaseUser, content: str) -> Message:
+    """Write a message; its `message.created` event commits with it (see Message.save).
+
+    Raises ValidationError for empty, whitespace-only or too long content and for an inactive
+    receiver, before anything is written.
+    """
+    errors = {}
+    if content_errors := message_content_errors(content):
+        errors["content"] = content_errors
+    if not receiver.is_active:
+        errors["receiver"] = [INACTIVE_RECEIVER]
+    if errors:
+        raise ValidationError(errors)
+    message = Message.objects.create(sender=sender, receiver=receiver, content=content)
+    logger.info("message.sent message_id=%s sender_id=%s receiver_id=%s", message.pk, sender.pk, receiver.pk)
+    return message
+
+
+def mark_message_read(*, message: Message, reader: AbstractBaseUser) -> Message:
+    """`reader` reads `message`: the first time flips it read and appends `message.read`; later, nothing.
+
+    Goes through `mark_read()`, which appends the event in the same transaction. Raises
+    PermissionDenied unless `reader` is the message's receiver.
+    """
+    if message.receiver_id != reader.pk:
+        raise PermissionDenied(ONLY_RECEIVER_READS)
+    mark_messages_read(Message.objects.filter(pk=message.pk))
+    message.is_read = True
+    return message
+
+
+def mark_messages_read(messages: QuerySet[Message]) -> int:
+    """Mark the unread ones of `messages` read, each with its `message.read` event; return how many."""
+    count = messages.mark_read()
+    if count:
+        logger.info("message.read count=%d", count)
+    return count
 
 
 def append_message_created(message: Message) -> None:
@@ -119,6 +176,18 @@ def mark_notifications_read(notifications: QuerySet[Notification]) -> int:
     return count
 
 
+def mark_notification_read(notification: Notification) -> Notification:
+    """Mark one notification read; reading it again changes nothing."""
+    mark_notifications_read(Notification.objects.filter(pk=notification.pk))
+    notification.is_read = True
+    return notification
+
+
+def mark_all_notifications_read(*, user: AbstractBaseUser) -> int:
+    """Mark every unread notification of `user` read; return how many there were."""
+    return mark_notifications_read(Notification.objects.filter(user=user))
+
+
 def mark_notifications_unread(notifications: QuerySet[Notification]) -> int:
     """Mark the read ones of `notifications` unread."""
     return notifications.filter(is_read=True).update(is_read=False)
@@ -133,3 +202,22 @@ def record_notification_read(notification: Notification) -> None:
 def _count_read(count: int) -> None:
     logger.info("notification.read count=%d", count)
     NOTIFICATIONS_READ.inc(count)
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+
+def issue_api_token(user: AbstractBaseUser, *, rotate: bool = False) -> str:
+    """The API token of `user`, created the first time; `rotate` replaces it, ending the old one.
+
+    Raises ValidationError for an inactive user. The key is returned, never logged.
+    """
+    if not user.is_active:
+        raise ValidationError("API tokens are only issued to active users.")
+    with transaction.atomic():
+        if rotate:
+            Token.objects.filter(user=user).delete()
+        # One token per user: the table's unique user column settles concurrent first calls.
+        token, created = Token.objects.get_or_create(user=user)
+    logger.info("api_token.issued user_id=%s new=%s rotated=%s", user.pk, created, rotate)
+    return token.key

@@ -95,6 +95,13 @@ def test_settings_accept_the_compose_environment(compose):
     assert result.stdout.strip() == "False"
 
 
+def test_compose_runs_the_production_settings(compose):
+    environment = compose["x-app"]["environment"]
+
+    assert environment["ENVIRONMENT"] == "production"
+    assert environment["DEBUG"] == "false"
+
+
 def test_database_url_points_at_the_compose_postgres_service(services):
     postgres = services["postgres"]["environment"]
     for name in APP_SERVICES:

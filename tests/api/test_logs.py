@@ -1,0 +1,30 @@
+"""Message content never reaches the logs, whatever the API is asked and at any log level."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "the-launch-code-is-0000"
+
+
+def test_no_message_content_reaches_the_logs_even_at_debug_with_debug_on(caplog, settings, as_alice, as_bob, bob):
+    # DEBUG on makes Django log every SQL statement with its parameters, content included.
+    settings.DEBUG = True
+    caplog.set_level(logging.DEBUG)
+
+    sent = as_alice.post("/api/messages/", {"receiver": "bob", "content": SECRET})
+    message_url = f"/api/messages/{sent.json()['id']}/"
+    as_bob.get("/api/messages/")
+    as_bob.get(message_url)
+    as_bob.post(f"{message_url}read/")
+    as_alice.post(f"{message_url}read/")  # 403
+    as_alice.post("/api/messages/", {"receiver": "nobody", "content": SECRET, "x": SECRET})  # 400
+    as_alice.post("/api/messages/", {"receiver": "bob", "content": SECRET * 1000})  # 400, too long
+
+    assert sent.status_code == 201
+    assert "message.sent" in caplog.text
+    assert SECRET not in caplog.text

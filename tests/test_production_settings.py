@@ -1,0 +1,97 @@
+"""ENVIRONMENT=production: refuses unsafe settings at start-up, and `check --deploy` passes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.management.utils import get_random_secret_key
+
+from tests.conftest import ROOT
+
+# Variables these tests decide; whatever the developer's shell sets for them is left out.
+DECIDED = (
+    "ENVIRONMENT",
+    "DEBUG",
+    "SECRET_KEY",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "API_MESSAGE_CREATE_RATE",
+)
+GOOD_KEY = get_random_secret_key()
+
+
+def run(*command: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if key not in DECIDED}
+    environment.update(env, DJANGO_SETTINGS_MODULE="config.settings")
+    return subprocess.run(
+        [sys.executable, *command], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def load_settings(**env: str) -> subprocess.CompletedProcess:
+    return run("-c", "from django.conf import settings; print(settings.DEBUG)", **env)
+
+
+def test_check_deploy_passes_with_production_settings():
+    result = run(
+        "manage.py", "check", "--deploy", "--fail-level", "WARNING", ENVIRONMENT="production", SECRET_KEY=GOOD_KEY
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_turns_debug_off_by_default():
+    result = load_settings(ENVIRONMENT="production", SECRET_KEY=GOOD_KEY)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"DEBUG": "true", "SECRET_KEY": GOOD_KEY}, "DEBUG must be off"),
+        ({}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": "insecure-development-key-do-not-use-in-production"}, "SECRET_KEY must be a random string"),
+        ({"SECRET_KEY": "short-but-secret"}, "SECRET_KEY must be a random string"),
+        ({"SECRET_KEY": "ab" * 40}, "SECRET_KEY must be a random string"),
+        ({"SECRET_KEY": "django-insecure-" + GOOD_KEY}, "SECRET_KEY must be a random string"),
+    ],
+    ids=["debug-on", "no-key", "development-key", "short-key", "few-distinct-characters", "django-insecure-key"],
+)
+def test_production_refuses_to_start_with_debug_on_or_a_weak_secret_key(env, reason):
+    result = load_settings(ENVIRONMENT="production", **env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert reason in result.stderr
+    if env.get("SECRET_KEY"):
+        assert env["SECRET_KEY"] not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"ENVIRONMENT": "staging"}, "ENVIRONMENT must be one of"),
+        ({"API_MESSAGE_CREATE_RATE": "lots"}, "API_MESSAGE_CREATE_RATE must look like 60/minute"),
+        ({"API_MESSAGE_CREATE_RATE": "0/minute"}, "API_MESSAGE_CREATE_RATE must look like 60/minute"),
+        ({"API_PAGE_SIZE": "0"}, "API_PAGE_SIZE must be at least 1"),
+        ({"MESSAGE_MAX_LENGTH": "many"}, "MESSAGE_MAX_LENGTH must be an integer"),
+    ],
+)
+def test_bad_values_stop_start_up(env, reason):
+    result = load_settings(**env)
+
+    assert result.returncode != 0
+    assert reason in result.stderr
+
+
+def test_development_still_starts_without_a_secret_key():
+    result = load_settings()
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
