@@ -68,9 +68,7 @@ class OutboxEvent(models.Model):
             # as small as the backlog however many published rows the table holds.
             models.Index(fields=["id"], name="outbox_pending_idx", condition=PENDING),
             models.Index(fields=["dead_at"], name="outbox_dead_idx", condition=models.Q(dead_at__isnull=False)),
-            # The claim probes it for an older pending event of the same aggregate (which keeps
-            # each aggregate's events in order across relays and retries), and the database
-            # guard on messages probes it at every commit.
+            # The database guard on messages probes it at every commit.
             models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx"),
             # No other index: each one is paid on every message written (see the benchmark).
         ]

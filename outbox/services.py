@@ -70,33 +70,29 @@ def emit_many(drafts: Iterable[EventDraft], *, using: str = DEFAULT_DB_ALIAS) ->
     """Append several events in one INSERT, inside the caller's open transaction."""
     require_transaction(using)
     now = timezone.now()
-    events, payloads_json, headers_json = [], [], []
+    events: list[OutboxEvent] = []
+    params: list[Any] = []
     for draft in drafts:
         version = draft.schema_version or latest_version(draft.event_type)
         payload_json, payload = _to_json(draft.payload)
         validate_event_data(draft.event_type, version, payload)
-        header_json, headers = _to_json(draft.headers)
-        payloads_json.append(payload_json)
-        headers_json.append(header_json)
-        events.append(
-            OutboxEvent(
-                event_id=uuid.uuid4(),
-                aggregate_type=draft.aggregate_type,
-                aggregate_id=str(draft.aggregate_id),
-                event_type=draft.event_type,
-                schema_version=version,
-                payload=payload,
-                headers=headers,
-                occurred_at=draft.occurred_at or now,
-            )
+        headers_json, headers = _to_json(draft.headers)
+        event = OutboxEvent(
+            event_id=uuid.uuid4(),
+            aggregate_type=draft.aggregate_type,
+            aggregate_id=str(draft.aggregate_id),
+            event_type=draft.event_type,
+            schema_version=version,
+            payload=payload,
+            headers=headers,
+            occurred_at=draft.occurred_at or now,
         )
+        events.append(event)
+        params += [event.event_id, event.aggregate_type, event.aggregate_id, event.event_type, version]
+        params += [payload_json, headers_json, event.occurred_at]
     if not events:
         return []
     # A direct INSERT: through the ORM's bulk_create it cost as much again as the statement.
-    params = []
-    for event, payload_json, header_json in zip(events, payloads_json, headers_json, strict=True):
-        params += [event.event_id, event.aggregate_type, event.aggregate_id, event.event_type, event.schema_version]
-        params += [payload_json, header_json, event.occurred_at]
     with connections[using].cursor() as cursor:
         cursor.execute(_INSERT_HEAD + ", ".join([_INSERT_ROW] * len(events)) + " RETURNING id, event_id", params)
         ids = {event_id: pk for pk, event_id in cursor.fetchall()}
