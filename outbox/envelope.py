@@ -11,6 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from outbox.errors import MalformedEnvelope
@@ -27,6 +28,9 @@ SEQUENCE_ATTRIBUTE = "sequence"
 PERSISTENT = 2
 
 _REQUIRED_STRINGS = ("id", "source", "type", "subject", "time")
+
+# A JSON string literal of a str, exactly as json.dumps writes one (ASCII-only, escaped).
+_quote = encode_basestring_ascii
 
 
 @dataclass(frozen=True)
@@ -70,22 +74,21 @@ def format_time(moment: datetime) -> str:
 
 
 def encode_event(event: OutgoingEvent, *, source: str) -> bytes:
-    """The structured-mode CloudEvents JSON body of `event`."""
-    attributes = {
-        "specversion": SPEC_VERSION,
-        "id": str(event.event_id),
-        "source": source,
-        "type": event.event_type,
-        "subject": event.aggregate_id,
-        "time": format_time(event.occurred_at),
-        "datacontenttype": DATA_CONTENT_TYPE,
-        SCHEMA_VERSION_ATTRIBUTE: event.schema_version,
-        AGGREGATE_TYPE_ATTRIBUTE: event.aggregate_type,
-        SEQUENCE_ATTRIBUTE: format_sequence(event.id),
-    }
+    """The structured-mode CloudEvents JSON body of `event`.
+
+    Written out by hand because the relay encodes every event: byte for byte what
+    `json.dumps(attributes, separators=(",", ":"))` gives (a test holds it to that), at a fraction
+    of the cost. Free text goes through json's own string quoting; ids, times and numbers need none.
+    """
     # The payload is stored as JSON already: splice it in rather than parse and re-serialize it.
-    head = json.dumps(attributes, separators=(",", ":"))
-    return f'{head[:-1]},"data":{event.payload_json}}}'.encode()
+    return (
+        f'{{"specversion":"{SPEC_VERSION}","id":"{event.event_id}","source":{_quote(source)},'
+        f'"type":{_quote(event.event_type)},"subject":{_quote(event.aggregate_id)},'
+        f'"time":"{format_time(event.occurred_at)}","datacontenttype":"{DATA_CONTENT_TYPE}",'
+        f'"{SCHEMA_VERSION_ATTRIBUTE}":{int(event.schema_version)},'
+        f'"{AGGREGATE_TYPE_ATTRIBUTE}":{_quote(event.aggregate_type)},'
+        f'"{SEQUENCE_ATTRIBUTE}":"{format_sequence(event.id)}","data":{event.payload_json}}}'
+    ).encode()
 
 
 def amqp_properties(event: OutgoingEvent) -> dict[str, Any]:

@@ -194,6 +194,12 @@ def find_claim_candidates(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> 
     return candidates
 
 
+def _bigint_array(ids: Iterable[int]) -> str:
+    # One array literal, cast in the statement: psycopg adapts a Python list element by element,
+    # which cost more than the statement for a batch of hundreds of ids.
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> list[OutgoingEvent]:
     """Lock up to `batch_size` unpublished events in id order; other relays skip them.
 
@@ -205,8 +211,7 @@ def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> l
     if not candidates:
         return []
     with connections[using].cursor() as cursor:
-        # One array literal: psycopg adapts a Python list of ints element by element.
-        cursor.execute(_LOCK_SQL, ["{" + ",".join(map(str, candidates)) + "}", batch_size])
+        cursor.execute(_LOCK_SQL, [_bigint_array(candidates), batch_size])
         rows = cursor.fetchall()
     return [
         OutgoingEvent(
@@ -217,7 +222,7 @@ def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> l
             event_type=row[4],
             schema_version=row[5],
             payload_json=row[6],
-            headers=json.loads(row[7]),
+            headers=json.loads(row[7]) if row[7] != "{}" else {},
             occurred_at=row[8],
             attempts=row[9],
         )
@@ -235,8 +240,8 @@ def mark_published(event_ids: Sequence[int], *, using: str = DEFAULT_DB_ALIAS) -
             f"UPDATE {_TABLE} "
             "SET published_at = statement_timestamp(), last_attempt_at = statement_timestamp(), "
             "attempts = attempts + 1, last_error = '', next_attempt_at = NULL "
-            "WHERE id = ANY(%s) AND published_at IS NULL",
-            [list(event_ids)],
+            "WHERE id = ANY(%s::bigint[]) AND published_at IS NULL",
+            [_bigint_array(event_ids)],
         )
         return cursor.rowcount
 

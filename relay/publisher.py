@@ -20,6 +20,7 @@ from django.conf import settings
 
 from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
+from relay.messages import EventMessage
 
 logger = logging.getLogger(__name__)
 
@@ -125,15 +126,13 @@ class ConfirmingPublisher:
                 if len(body) > self._max_bytes:
                     outcome.failed[event.id] = f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
                     continue
-                message = amqp.Message(body, **amqp_properties(event))
                 try:
-                    self._channel.basic_publish(
-                        message, exchange=exchange, routing_key=event.event_type, mandatory=True
-                    )
+                    message = EventMessage(body, amqp_properties(event))
                 except UNENCODABLE as exc:
-                    # py-amqp builds the whole frame before writing it: nothing reached the wire.
+                    # Encoded before anything is written: nothing of this event reached the wire.
                     outcome.failed[event.id] = f"event headers cannot be encoded for AMQP: {type(exc).__name__}"
                     continue
+                self._channel.basic_publish(message, exchange=exchange, routing_key=event.event_type, mandatory=True)
                 tags[self._next_tag] = event
                 self._unsettled[self._next_tag] = event.id
                 self._next_tag += 1
@@ -142,6 +141,9 @@ class ConfirmingPublisher:
             self.close()
             raise BrokerUnavailable(f"publishing to {self.broker} failed: {_describe(exc)}") from exc
 
+        if not self._nacked and not self._returned:
+            outcome.confirmed.extend(event.id for event in tags.values())
+            return outcome
         for tag, event in tags.items():
             if tag in self._nacked:
                 outcome.failed[event.id] = "the broker refused the event (basic.nack)"

@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from outbox.envelope import CONTENT_TYPE, PERSISTENT, OutgoingEvent, amqp_properties, decode_event, encode_event
 from outbox.errors import MalformedEnvelope
@@ -46,6 +48,43 @@ def test_encoded_event_is_a_cloudevents_1_0_structured_document():
         "sequence": "00000000000000000042",
         "data": {"message_id": "m", "receiver_id": 3},
     }
+
+
+@given(
+    source=st.text(),
+    event_type=st.text(),
+    aggregate_id=st.text(),
+    aggregate_type=st.text(),
+    schema_version=st.integers(min_value=0, max_value=32767),
+    outbox_id=st.integers(min_value=1, max_value=2**63 - 1),
+)
+def test_encoded_event_is_exactly_what_json_dumps_writes(
+    source, event_type, aggregate_id, aggregate_type, schema_version, outbox_id
+):
+    # encode_event writes the document by hand for speed; quotes, backslashes, control and
+    # non-ASCII characters in the free-text fields must come out as json.dumps writes them.
+    event = outgoing(
+        id=outbox_id,
+        event_type=event_type,
+        aggregate_id=aggregate_id,
+        aggregate_type=aggregate_type,
+        schema_version=schema_version,
+    )
+    attributes = {
+        "specversion": "1.0",
+        "id": str(event.event_id),
+        "source": source,
+        "type": event_type,
+        "subject": aggregate_id,
+        "time": "2026-11-24T06:00:00.123456Z",
+        "datacontenttype": "application/json",
+        "schemaversion": schema_version,
+        "aggregatetype": aggregate_type,
+        "sequence": f"{outbox_id:020d}",
+    }
+    expected = json.dumps(attributes, separators=(",", ":"))[:-1] + ',"data":' + event.payload_json + "}"
+
+    assert encode_event(event, source=source) == expected.encode()
 
 
 def test_amqp_properties_carry_the_event_id_content_type_and_persistence():
