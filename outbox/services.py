@@ -41,9 +41,15 @@ class EventDraft:
     occurred_at: datetime | None = None
 
 
+# One encoder for every append: json.dumps(cls=...) builds a new one per call.
+_ENCODER = DjangoJSONEncoder()
+
+
 def _to_json(value: Mapping[str, Any]) -> tuple[str, Any]:
     # Store exactly what goes on the wire (UUIDs and datetimes as strings) and validate that.
-    text = json.dumps(dict(value), cls=DjangoJSONEncoder)
+    if not value:
+        return "{}", {}
+    text = _ENCODER.encode(dict(value))
     return text, json.loads(text)
 
 
