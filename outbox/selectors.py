@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from outbox.models import PENDING, OutboxEvent
+from outbox.models import PENDING, OutboxEvent, WorkerHeartbeat
 
 
 def pending_events() -> QuerySet[OutboxEvent]:
@@ -38,3 +41,59 @@ def dead_events(
     if ids:
         events = events.filter(id__in=ids)
     return events.order_by("dead_at", "id")
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits to be published: the pending events, the oldest one's age, the dead ones."""
+
+    pending: int
+    oldest_pending_age_seconds: float
+    dead: int
+
+
+def backlog(*, now: datetime | None = None) -> Backlog:
+    """The backlog now; cheap on any table size: both counts read only their partial indexes."""
+    now = now or timezone.now()
+    pending = pending_events()
+    # Published events leave the pending index in id order, so its head is the oldest (by id,
+    # which is commit order within an aggregate; occurred_at is what operators care about).
+    oldest = pending.order_by("id").values_list("occurred_at", flat=True).first()
+    return Backlog(
+        pending=pending.count(),
+        oldest_pending_age_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        dead=OutboxEvent.objects.filter(dead_at__isnull=False, published_at__isnull=True).count(),
+    )
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One relay or consumer process as its heartbeat shows it."""
+
+    worker_id: str
+    kind: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    beat_at: datetime
+    silent_seconds: float
+    alive: bool
+
+
+def workers(*, now: datetime | None = None) -> list[Worker]:
+    """Every worker with a heartbeat row; `alive` unless silent for WORKER_STALL_SECONDS."""
+    now = now or timezone.now()
+    stall_after = timedelta(seconds=settings.WORKER_STALL_SECONDS)
+    return [
+        Worker(
+            worker_id=beat.worker_id,
+            kind=beat.kind,
+            hostname=beat.hostname,
+            pid=beat.pid,
+            started_at=beat.started_at,
+            beat_at=beat.beat_at,
+            silent_seconds=max(0.0, (now - beat.beat_at).total_seconds()),
+            alive=now - beat.beat_at <= stall_after,
+        )
+        for beat in WorkerHeartbeat.objects.order_by("kind", "worker_id")
+    ]
