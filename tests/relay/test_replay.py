@@ -16,7 +16,7 @@ from kombu import Exchange, Queue
 
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
-from outbox.broker import Topology, broker_connection
+from outbox.broker import Topology
 from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent
 from relay.publisher import ConfirmingPublisher
@@ -183,7 +183,7 @@ def test_a_broker_outage_stops_the_replay_saying_how_far_it_got(alice, bob, topo
     assert stopped.value.replayed == 1
     assert stopped.value.total == 3
     assert stopped.value.resume_after_id == first_id
-    assert f"replay stopped after 1 of 3 events" in str(stopped.value)
+    assert "replay stopped after 1 of 3 events" in str(stopped.value)
     assert f"resume with --after-id {first_id}" in str(stopped.value)
     assert "guest:guest" not in str(stopped.value)
 
