@@ -48,10 +48,13 @@ class ReplayStopped(OutboxError):
         self.replayed = replayed
         self.total = total
         self.resume_after_id = resume_after_id
-        super().__init__(
-            f"replay stopped after {replayed} of {total} events: {reason}. Every event up to id "
-            f"{resume_after_id} was confirmed by the broker; resume with --after-id {resume_after_id}"
+        resume = (
+            f"every event up to id {resume_after_id} was confirmed by the broker; resume with --after-id "
+            f"{resume_after_id}"
+            if resume_after_id
+            else "run it again once that is fixed"
         )
+        super().__init__(f"replay stopped after {replayed} of {total} events: {reason}; {resume}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class ReplayPlan:
         if self.consumer is None:
             return (
                 f"the events exchange {self.exchange!r}: every queue bound for their types gets them, "
-                "i.e. every consumer of every team (use --consumer NAME for one consumer only)"
+                "i.e. every consumer of every team"
             )
         return f"consumer {self.consumer!r} only: straight to its queue {self.queue!r} through the default exchange"
 

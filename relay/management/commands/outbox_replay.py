@@ -58,6 +58,8 @@ class Command(BaseCommand):
         per_type = ", ".join(f"{event_type}: {count}" for event_type, count in plan.counts.items())
         self.stdout.write(f"{plan.total} published events to replay ({per_type or 'none'})")
         self.stdout.write(f"to {plan.describe_target()}")
+        if consumer is None:
+            self.stdout.write("(the default; --consumer NAME sends to one consumer's queue only)")
         for event_type, count in plan.not_routed.items():
             self.stdout.write(f"skipping {count} {event_type} events: queue {plan.queue!r} is not bound for that type")
         if forget_inbox:
