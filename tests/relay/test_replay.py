@@ -120,6 +120,24 @@ def test_replay_to_one_consumer_reaches_its_queue_only(alice, bob, topology, bro
     assert len(take_and_ack(broker_channel, other_team_queue, 2)) == 2
 
 
+@pytest.mark.django_db
+def test_a_consumer_replay_skips_types_its_queue_is_not_bound_for(alice, bob, topology):
+    message = send(alice, bob, 1)[0]
+    message.is_read = True
+    message.save()
+    relay_pending_events()
+    reads_only = Topology(
+        events=topology.events,
+        queues={"reads": Queue("reads", exchange=topology.events, routing_key="*.read")},
+    )
+
+    plan = plan_replay(ReplaySelection(), consumer="reads", topology=reads_only)
+
+    assert plan.counts == {"message.read": 1}
+    assert plan.not_routed == {"message.created": 1}
+    assert plan.last_id == OutboxEvent.objects.get(event_type="message.read").id
+
+
 @pytest.mark.parametrize(
     ("arguments", "error"),
     [
@@ -238,3 +256,19 @@ def test_a_consumer_rebuilds_lost_state_from_a_replay_once_its_inbox_entries_are
     rebuilt = set(Notification.objects.values_list("message_id", "title", "content", "is_read", "source_event_id"))
     assert rebuilt == live
     assert InboxEntry.objects.filter(consumer="notifications").count() == 4
+
+
+@pytest.mark.django_db
+def test_the_command_with_the_broker_down_fails_saying_nothing_was_replayed(alice, bob, topology, settings):
+    send(alice, bob, 2)
+    relay_pending_events()
+    working = settings.BROKER_URL
+    settings.BROKER_URL = "amqp://guest:secret-pw@127.0.0.1:1//"
+    try:
+        with pytest.raises(CommandError) as failed:
+            call_command("outbox_replay")
+    finally:
+        settings.BROKER_URL = working  # the namespace fixture deletes its queues through it
+
+    assert str(failed.value).startswith("replay stopped after 0 of 2 events: cannot connect to amqp://guest:**@")
+    assert "secret-pw" not in str(failed.value)

@@ -63,7 +63,7 @@ class Command(BaseCommand):
         for event_type, count in plan.not_routed.items():
             self.stdout.write(f"skipping {count} {event_type} events: queue {plan.queue!r} is not bound for that type")
         if forget_inbox:
-            self.stdout.write(f"forgetting consumer {consumer!r}'s inbox entries of these events, page by page")
+            self.stdout.write(f"forgetting the inbox entries of consumer {consumer!r} for these events, page by page")
         if dry_run:
             self.stdout.write("dry run: nothing sent")
             return
