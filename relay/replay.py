@@ -15,15 +15,16 @@ just before the page is published.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from outbox.broker import Topology, load_topology
+from outbox.envelope import OutgoingEvent
 from outbox.errors import OutboxError
 from outbox.inbox import forget_inbox_entries
 from outbox.models import OutboxEvent
@@ -114,9 +115,11 @@ class ReplayPlan:
 
     @property
     def total(self) -> int:
+        """How many events the replay will send."""
         return sum(self.counts.values())
 
     def describe_target(self) -> str:
+        """Where the events go, in words an operator reads before anything is sent."""
         if self.consumer is None:
             return (
                 f"the events exchange {self.exchange!r}: every queue bound for their types gets them, "
@@ -127,6 +130,8 @@ class ReplayPlan:
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """How many events the broker confirmed, and how many inbox entries were forgotten for them."""
+
     replayed: int
     forgotten_inbox_entries: int
 
@@ -229,7 +234,7 @@ def replay_events(
     return ReplayResult(replayed=replayed, forgotten_inbox_entries=forgotten)
 
 
-def _pages(plan: ReplayPlan, batch_size: int, using: str):
+def _pages(plan: ReplayPlan, batch_size: int, using: str) -> Iterator[list[OutgoingEvent]]:
     """The planned events in id order, `batch_size` at a time: keyset pages, never OFFSET."""
     if not plan.counts:
         return
@@ -241,9 +246,9 @@ def _pages(plan: ReplayPlan, batch_size: int, using: str):
     after = plan.selection.after_id
     types = list(plan.counts)
     while True:
-        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        with connections[using].cursor() as cursor:
             cursor.execute(sql, [*params, after, plan.last_id, types, batch_size])
-            page: Sequence = [outgoing_event(row) for row in cursor.fetchall()]
+            page = [outgoing_event(row) for row in cursor.fetchall()]
         if not page:
             return
         yield page
