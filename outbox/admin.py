@@ -103,6 +103,9 @@ class OutboxEventAdmin(ReadOnlyAdmin):
                 messages.ERROR,
             )
             return
+        if not ids:
+            self.message_user(request, "None of the selected events is published: nothing replayed.", messages.WARNING)
+            return
         plan = plan_replay(ReplaySelection(ids=tuple(ids)))
         try:
             result = replay_events(plan)

@@ -67,7 +67,8 @@ class ReplaySelection:
     event_types: tuple[str, ...] = ()
     aggregate_type: str | None = None
     aggregate_id: str | None = None
-    ids: tuple[int, ...] = ()
+    # These events only (None: no such filter; empty: none at all).
+    ids: tuple[int, ...] | None = None
     # Resume a replay that stopped: only events with a larger id.
     after_id: int = 0
 
@@ -88,7 +89,7 @@ class ReplaySelection:
             ("aggregate_type = %s", self.aggregate_type),
             ("aggregate_id = %s", self.aggregate_id),
             ("event_type = ANY(%s)", list(self.event_types) or None),
-            ("id = ANY(%s)", list(self.ids) or None),
+            ("id = ANY(%s)", None if self.ids is None else list(self.ids)),
         ):
             if value is not None:
                 conditions.append(sql)

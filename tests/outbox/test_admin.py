@@ -96,6 +96,13 @@ def test_replay_publishes_the_selected_published_events_again(admin_client, even
     assert OutboxEvent.objects.get(pk=events["pending"].pk).published_at is None
 
 
+def test_replay_of_a_selection_without_published_events_sends_nothing(admin_client, events, topology, broker_channel):
+    [note] = run_action(admin_client, "replay_published_events", [events["pending"], events["dead"]])
+
+    assert note == "None of the selected events is published: nothing replayed."
+    assert queue_depth(broker_channel, topology.queue_for("notifications")) == 0
+
+
 def test_view_only_staff_see_events_but_cannot_resend_or_replay(client, make_user, events, topology, broker_channel):
     staff = make_user(is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_outboxevent"))

@@ -121,6 +121,15 @@ def test_replay_to_one_consumer_reaches_its_queue_only(alice, bob, topology, bro
 
 
 @pytest.mark.django_db
+def test_an_empty_id_selection_selects_nothing_not_everything(alice, bob, topology):
+    send(alice, bob, 2)
+    relay_pending_events()
+
+    assert plan_replay(ReplaySelection(ids=())).total == 0
+    assert plan_replay(ReplaySelection()).total == 2
+
+
+@pytest.mark.django_db
 def test_a_consumer_replay_skips_types_its_queue_is_not_bound_for(alice, bob, topology):
     message = send(alice, bob, 1)[0]
     message.is_read = True
