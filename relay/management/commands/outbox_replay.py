@@ -18,8 +18,16 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--since", type=moment_argument, help="events that occurred at or after this ISO 8601 time")
-        parser.add_argument("--until", type=moment_argument, help="events that occurred before this ISO 8601 time")
+        parser.add_argument(
+            "--since",
+            type=moment_argument,
+            help="events that occurred at or after this ISO 8601 time (UTC unless it has an offset)",
+        )
+        parser.add_argument(
+            "--until",
+            type=moment_argument,
+            help="events that occurred before this ISO 8601 time (UTC unless it has an offset)",
+        )
         parser.add_argument(
             "--type", action="append", default=[], dest="event_types", help="events of this type (repeatable)"
         )
