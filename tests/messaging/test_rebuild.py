@@ -6,15 +6,16 @@ import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connections
+from django.db import connection, connections
 
 from messaging import services
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from messaging.rebuild import rebuild_notifications
+from outbox.consuming import Outcome
 from outbox.models import OutboxEvent
 from outbox.retention import delete_published_events_of
-from tests.helpers import get_messages, relay_pending_events
+from tests.helpers import get_messages, relay_pending_events, wait_until
 
 MEANINGFUL = ("user_id", "message_id", "notification_type", "title", "content", "is_read", "source_event_id")
 
@@ -139,3 +140,41 @@ def test_readers_see_the_whole_old_table_until_the_rebuild_commits(live):
 
     assert len(seen_by_readers) == 6
     assert seen_by_readers == [4] * 6
+
+
+def waiting_for_a_table_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'relation'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_live_consumer_waits_for_the_rebuild_and_then_applies_its_event_to_the_rebuilt_rows(
+    live, bob, topology, broker_channel
+):
+    services.mark_message_read(message=live[2], reader=bob)
+    relay_pending_events()
+    [read] = get_messages(broker_channel, topology.queue_for("notifications"), expected=1)
+    outcomes = []
+
+    def consume() -> None:
+        try:
+            outcomes.append(NotificationsConsumer().handle_delivery(read.body))
+        finally:
+            connections.close_all()
+
+    consumer = threading.Thread(target=consume)
+
+    def on_first_page(_) -> None:
+        if not consumer.is_alive() and not outcomes:
+            consumer.start()
+            wait_until(waiting_for_a_table_lock, what="the consumer to wait for the rebuild's lock")
+
+    rebuild_notifications(batch_size=2, on_progress=on_first_page)
+    consumer.join(10)
+
+    assert outcomes == [Outcome.APPLIED]
+    assert Notification.objects.get(message=live[2]).is_read is True
