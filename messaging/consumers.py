@@ -18,14 +18,7 @@ class NotificationsConsumer(InboxConsumer):
         return {MESSAGE_CREATED: self.apply_message_created, MESSAGE_READ: self.apply_message_read}
 
     def apply_batch(self, events: list[ReceivedEvent]) -> None:
-        # Creations first, then reads: a read delivered before its creation in the same batch
-        # still ends read, and the whole batch costs a handful of queries.
-        created = [(event.event_id, event.data) for event in events if event.event_type == MESSAGE_CREATED]
-        read = [event.data["message_id"] for event in events if event.event_type == MESSAGE_READ]
-        if created:
-            services.create_message_notifications(created)
-        if read:
-            services.mark_message_notifications_read(message_ids=read)
+        services.apply_message_events([(event.event_type, event.event_id, event.data) for event in events])
 
     @staticmethod
     def apply_message_created(event: ReceivedEvent) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,7 +19,7 @@ from django.db.models import QuerySet
 from django.utils.text import Truncator
 from rest_framework.authtoken.models import Token
 
-from messaging.events import message_created_event, message_read_event
+from messaging.events import MESSAGE_CREATED, MESSAGE_READ, message_created_event, message_read_event
 from messaging.metrics import NOTIFICATIONS_CREATED, NOTIFICATIONS_READ
 from messaging.models import Message, Notification
 from outbox.services import emit_many
@@ -161,6 +162,21 @@ def _log_skipped_notifications(skipped: list[tuple[uuid.UUID, dict]]) -> None:
         message_id = uuid.UUID(data["message_id"])
         reason = "notification_exists" if message_id in existing else "message_missing"
         logger.info("notification.skipped reason=%s event_id=%s message_id=%s", reason, event_id, message_id)
+
+
+def apply_message_events(events: Sequence[tuple[str, uuid.UUID, dict]]) -> None:
+    """Apply `(event type, event id, data)` message events to the notifications, in log order.
+
+    The notifications consumer applies each batch of deliveries with it and `rebuild_notifications`
+    each page of the event log. Creations first, then reads: a read that comes before its creation
+    in the same batch still ends read, and a whole batch costs a handful of queries.
+    """
+    created = [(event_id, data) for event_type, event_id, data in events if event_type == MESSAGE_CREATED]
+    read = [data["message_id"] for event_type, _, data in events if event_type == MESSAGE_READ]
+    if created:
+        create_message_notifications(created)
+    if read:
+        mark_message_notifications_read(message_ids=read)
 
 
 def mark_message_notifications_read(*, message_ids) -> int:

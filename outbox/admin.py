@@ -1,10 +1,21 @@
-"""Read-only admin pages for the event log and the inbox: operators look, the database guards."""
+"""Admin pages for the event log and the inbox: operators look, the database guards.
+
+Event content is read-only. The two actions are thin shells over the services the commands use:
+send dead events again (`outbox_retry`) and replay published ones (`outbox_replay`, to the events
+exchange). They need the change permission on events, which view-only staff lack.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from outbox.models import InboxEntry, OutboxEvent
+from outbox.models import PENDING, InboxEntry, OutboxEvent
+from outbox.schemas import registered_schemas
+from outbox.services import retry_dead_events
+from relay.replay import ReplaySelection, ReplayStopped, plan_replay, replay_events
+
+# A replay runs inside the request; anything larger belongs to `outbox_replay`, with its progress bar.
+ADMIN_REPLAY_LIMIT = 1000
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -23,23 +34,91 @@ class EventStateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return (("pending", "Pending"), ("published", "Published"))
+        return (("pending", "Pending"), ("published", "Published"), ("dead", "Dead"))
 
     def queryset(self, request, queryset):
         if self.value() == "pending":
-            return queryset.filter(published_at__isnull=True)
+            return queryset.filter(PENDING)
         if self.value() == "published":
             return queryset.filter(published_at__isnull=False)
+        if self.value() == "dead":
+            return queryset.filter(dead_at__isnull=False, published_at__isnull=True)
         return queryset
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """The registered event types: a DISTINCT over the whole event table would scan it."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request, model_admin):
+        return [(event_type, event_type) for event_type in sorted({s.event_type for s in registered_schemas()})]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event_type=self.value()) if self.value() else queryset
 
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "event_type", "aggregate_type", "aggregate_id", "occurred_at", "published_at", "attempts")
-    list_filter = (EventStateFilter, "event_type", "aggregate_type")
+    list_display = (
+        "id",
+        "event_type",
+        "aggregate_type",
+        "aggregate_id",
+        "state",
+        "occurred_at",
+        "published_at",
+        "attempts",
+    )
+    list_filter = (EventStateFilter, EventTypeFilter, "aggregate_type")
     search_fields = ("=event_id", "=aggregate_id")
     ordering = ("-id",)
     show_full_result_count = False  # count(*) on a large event table is slow
+    actions = ("send_dead_events_again", "replay_published_events")
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("outbox.change_outboxevent")
+
+    @admin.action(description="Send selected dead events again", permissions=["operate"])
+    def send_dead_events_again(self, request, queryset) -> None:
+        selected = queryset.count()
+        sent = retry_dead_events(queryset)
+        self.message_user(
+            request,
+            f"{sent} dead event(s) are pending again; a running relay publishes them."
+            + (f" {selected - sent} selected event(s) were not dead and were left alone." if selected > sent else ""),
+            messages.SUCCESS if sent else messages.WARNING,
+        )
+
+    @admin.action(description="Replay selected published events to every consumer", permissions=["operate"])
+    def replay_published_events(self, request, queryset) -> None:
+        selected = queryset.count()
+        ids = list(queryset.filter(published_at__isnull=False).values_list("id", flat=True)[: ADMIN_REPLAY_LIMIT + 1])
+        if len(ids) > ADMIN_REPLAY_LIMIT:
+            self.message_user(
+                request,
+                f"More than {ADMIN_REPLAY_LIMIT} published events selected: nothing replayed. "
+                "Use `manage.py outbox_replay` with filters for a replay this large.",
+                messages.ERROR,
+            )
+            return
+        if not ids:
+            self.message_user(request, "None of the selected events is published: nothing replayed.", messages.WARNING)
+            return
+        plan = plan_replay(ReplaySelection(ids=tuple(ids)))
+        try:
+            result = replay_events(plan)
+        except ReplayStopped as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        skipped = selected - len(ids)
+        self.message_user(
+            request,
+            f"Replayed {result.replayed} published event(s), each confirmed by the broker, to {plan.describe_target()}."
+            + (f" {skipped} selected event(s) were not published and were left alone." if skipped else ""),
+            messages.SUCCESS if result.replayed else messages.WARNING,
+        )
 
 
 @admin.register(InboxEntry)

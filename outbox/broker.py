@@ -39,8 +39,32 @@ class Topology:
         except KeyError:
             raise LookupError(f"the topology has no dead-letter queue for consumer {consumer!r}") from None
 
+    def binding_keys_for(self, consumer: str) -> list[str]:
+        """The binding keys that route the events exchange's events to `consumer`'s queue."""
+        queue = self.queue_for(consumer)
+        bindings = [(queue.exchange, queue.routing_key), *((b.exchange, b.routing_key) for b in queue.bindings)]
+        return [key for exchange, key in bindings if exchange is not None and exchange.name == self.events.name]
+
+    def routes_to(self, consumer: str, event_type: str) -> bool:
+        """Whether an event of `event_type` published to the events exchange reaches `consumer`."""
+        return any(topic_matches(key, event_type) for key in self.binding_keys_for(consumer))
+
     def all_queues(self) -> list[Queue]:
         return [*self.queues.values(), *self.dead_letter_queues.values()]
+
+
+def topic_matches(binding_key: str, routing_key: str) -> bool:
+    """Whether a topic exchange routes `routing_key` through `binding_key` (`*` one word, `#` any)."""
+    return _words_match(binding_key.split("."), routing_key.split("."))
+
+
+def _words_match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_words_match(rest, words[skip:]) for skip in range(len(words) + 1))
+    return bool(words) and head in ("*", words[0]) and _words_match(rest, words[1:])
 
 
 def load_topology(namespace: str | None = None) -> Topology:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from outbox.models import InboxEntry
 from outbox.services import require_transaction
@@ -70,3 +70,15 @@ def record_in_inbox(
     with connections[using].cursor() as cursor:
         cursor.execute(_RECORD_SQL, [consumer, event_id, event_type, subject, sequence])
         return cursor.fetchone() is not None
+
+
+def forget_inbox_entries(consumer: str, event_ids, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Forget that `consumer` applied these events, so that it applies them again; how many it had.
+
+    For a replay meant to rebuild a consumer's state. Until the replayed events arrive, a late
+    duplicate of one of them would be applied again: only do it for consumers whose effects are
+    idempotent on their own, as the notifications are (`Notification.source_event_id` is unique).
+    """
+    with transaction.atomic(using=using):
+        deleted, _ = InboxEntry.objects.using(using).filter(consumer=consumer, event_id__in=list(event_ids)).delete()
+    return deleted

@@ -163,9 +163,14 @@ _HEAD_SQL = f"""
     ORDER BY id
     LIMIT %s
 """
+# What `outgoing_event` reads of a row. The payload and headers as PostgreSQL prints them, so every
+# publisher of an event (the relay, a replay) puts the same bytes on the wire.
+OUTGOING_EVENT_COLUMNS = (
+    "id, event_id, aggregate_type, aggregate_id, event_type, schema_version, payload::text, headers::text, "
+    "occurred_at, attempts"
+)
 _LOCK_SQL = f"""
-    SELECT id, event_id, aggregate_type, aggregate_id, event_type, schema_version,
-           payload::text, headers::text, occurred_at, attempts
+    SELECT {OUTGOING_EVENT_COLUMNS}
     FROM {_TABLE}
     WHERE id = ANY(%s::bigint[]) AND published_at IS NULL AND dead_at IS NULL
     ORDER BY id
@@ -219,21 +224,23 @@ def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> l
     with connections[using].cursor() as cursor:
         cursor.execute(_LOCK_SQL, [_bigint_array(candidates), batch_size])
         rows = cursor.fetchall()
-    return [
-        OutgoingEvent(
-            id=row[0],
-            event_id=row[1],
-            aggregate_type=row[2],
-            aggregate_id=row[3],
-            event_type=row[4],
-            schema_version=row[5],
-            payload_json=row[6],
-            headers=json.loads(row[7]) if row[7] != "{}" else {},
-            occurred_at=row[8],
-            attempts=row[9],
-        )
-        for row in rows
-    ]
+    return [outgoing_event(row) for row in rows]
+
+
+def outgoing_event(row: Sequence[Any]) -> OutgoingEvent:
+    """The event of a row selected as `OUTGOING_EVENT_COLUMNS`, ready for the wire."""
+    return OutgoingEvent(
+        id=row[0],
+        event_id=row[1],
+        aggregate_type=row[2],
+        aggregate_id=row[3],
+        event_type=row[4],
+        schema_version=row[5],
+        payload_json=row[6],
+        headers=json.loads(row[7]) if row[7] != "{}" else {},
+        occurred_at=row[8],
+        attempts=row[9],
+    )
 
 
 def mark_published(event_ids: Sequence[int], *, using: str = DEFAULT_DB_ALIAS) -> int:

@@ -107,18 +107,20 @@ class ConfirmingPublisher:
             self.close()
             raise BrokerUnavailable(f"lost the connection to {self.broker}: {_describe(exc)}") from exc
 
-    def publish_batch(self, events: Sequence[OutgoingEvent]) -> PublishOutcome:
+    def publish_batch(self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None) -> PublishOutcome:
         """Publish `events` in order and return once the broker has settled every one of them.
 
-        Raises `BrokerUnavailable` when the connection fails or the confirms do not arrive in
-        time: then none of the batch may be marked published.
+        `to_queue` sends them to that one queue instead (through the default exchange, whose
+        routing key is a queue's name): a replay for one consumer. Raises `BrokerUnavailable`
+        when the connection fails or the confirms do not arrive in time: then none of the batch
+        may be marked published.
         """
         self.connect()
         self._unsettled.clear()
         self._nacked.clear()
         self._returned.clear()
         tags: dict[int, OutgoingEvent] = {}
-        exchange = self._topology.events.name
+        exchange = self._topology.events.name if to_queue is None else ""
         outcome = PublishOutcome()
         try:
             for event in events:
@@ -132,7 +134,9 @@ class ConfirmingPublisher:
                     # Encoded before anything is written: nothing of this event reached the wire.
                     outcome.failed[event.id] = f"event headers cannot be encoded for AMQP: {type(exc).__name__}"
                     continue
-                self._channel.basic_publish(message, exchange=exchange, routing_key=event.event_type, mandatory=True)
+                self._channel.basic_publish(
+                    message, exchange=exchange, routing_key=to_queue or event.event_type, mandatory=True
+                )
                 tags[self._next_tag] = event
                 self._unsettled[self._next_tag] = event.id
                 self._next_tag += 1

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 from django.core.management.base import BaseCommand
-from django.utils.dateparse import parse_datetime
-from django.utils.timezone import is_naive, make_aware
 
+from outbox.moments import moment_argument
 from outbox.selectors import dead_events
 from outbox.services import retry_dead_events
-
-
-def _moment(text: str):
-    moment = parse_datetime(text)
-    if moment is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time like 2026-11-24T06:00")
-    return make_aware(moment) if is_naive(moment) else moment
 
 
 class Command(BaseCommand):
@@ -26,8 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--event-type", help="only events of this type, e.g. message.created")
         parser.add_argument("--aggregate-type", help="only events of this aggregate type, e.g. message")
         parser.add_argument("--aggregate-id", help="only events of this aggregate")
-        parser.add_argument("--since", type=_moment, help="only events that died at or after this time")
-        parser.add_argument("--until", type=_moment, help="only events that died before this time")
+        parser.add_argument("--since", type=moment_argument, help="only events that died at or after this time")
+        parser.add_argument("--until", type=moment_argument, help="only events that died before this time")
         parser.add_argument("--id", type=int, action="append", default=[], dest="ids", help="this event (repeatable)")
         parser.add_argument("--list", action="store_true", dest="list_only", help="list them, send nothing")
 
