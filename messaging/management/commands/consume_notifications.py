@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from json import dumps
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging.consumers import NotificationsConsumer
+from outbox.exposition import MetricsServerUnavailable, serve_worker_metrics
 from outbox.shutdown import stop_on_signals
 
 
@@ -27,6 +29,13 @@ class Command(BaseCommand):
         consumer = NotificationsConsumer(prefetch=prefetch)
         consumer.exit_when_idle = exit_when_idle
         stop_on_signals(consumer.stop, worker="consumer")
-        consumer.run()
+        try:
+            stop_serving_metrics = serve_worker_metrics(settings.CONSUMER_METRICS_PORT)
+        except MetricsServerUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        try:
+            consumer.run()
+        finally:
+            stop_serving_metrics()
         if json:
             self.stdout.write(dumps(asdict(consumer.stats)))
