@@ -21,9 +21,11 @@ threads = 4
 # The slowest request is a readiness probe with its own timeouts, or a large page.
 timeout = 30
 graceful_timeout = 20
+# Nothing manages the server through gunicornc; no socket in the home directory.
+control_socket_disable = True
 accesslog = "-"
 # The access log line carries the path and status but no query string (cursors, filters) or body.
-access_log_format = 'method=%(m)s path=%(U)s status=%(s)s bytes=%(B)s duration_us=%(D)s'
+access_log_format = "method=%(m)s path=%(U)s status=%(s)s bytes=%(B)s duration_us=%(D)s"
 
 
 def on_starting(server) -> None:
