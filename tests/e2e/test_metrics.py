@@ -86,9 +86,9 @@ def gunicorn(worker_env, tmp_path):
     def start(*options: str, env: dict) -> int:
         port = free_port()
         log = (tmp_path / f"gunicorn-{len(started)}.log").open("wb")
+        command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"]
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", *options]
-            + ["config.wsgi:application"],
+            [*command, *options, "config.wsgi:application"],
             cwd=ROOT,
             env={**worker_env, **env},
             stdout=log,
@@ -149,7 +149,7 @@ def test_gunicorn_workers_add_up_to_one_count_and_one_backlog(alice, bob, gunico
 
 def _answers(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError):
         return False

@@ -45,15 +45,15 @@ def test_committed_appends_are_counted_by_event_type(alice, bob, django_capture_
 def test_an_append_is_counted_only_when_its_transaction_commits(django_capture_on_commit_callbacks):
     before = appended(MESSAGE_READ)
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            outbox.emit(
-                aggregate_type="message",
-                aggregate_id=uuid.uuid4(),
-                event_type=MESSAGE_READ,
-                payload=read_event_payload(),
-            )
-            raise RuntimeError("the caller changed its mind")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        outbox.emit(
+            aggregate_type="message", aggregate_id=uuid.uuid4(), event_type=MESSAGE_READ, payload=read_event_payload()
+        )
+        raise RuntimeError("the caller changed its mind")
 
     assert callbacks == []
     assert appended(MESSAGE_READ) == before
