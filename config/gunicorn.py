@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 bind = "0.0.0.0:8000"
@@ -27,19 +28,29 @@ accesslog = "-"
 # The access log line carries the path and status but no query string (cursors, filters) or body.
 access_log_format = "method=%(m)s path=%(U)s status=%(s)s bytes=%(B)s duration_us=%(D)s"
 
+# Without a directory every worker would count on its own and a scrape would show one worker's
+# share: give this server one, inherited by the workers (set here, before any of them starts).
+_OWN_METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIRECTORY:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tempfile.gettempdir()) / f"web-metrics-{os.getpid()}")
+# Present before anything imports the app (`--preload`, `--check-config`); emptied at start below.
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
 
 def on_starting(server) -> None:
     """Start from an empty metrics directory: files of a previous run would be summed in."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory:
-        return
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     Path(directory).mkdir(parents=True)
 
 
 def child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges; its counters stay in the sums, as counters must."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _OWN_METRICS_DIRECTORY:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
