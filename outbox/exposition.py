@@ -8,11 +8,13 @@ and the consumer are one process each and serve their in-memory registry on thei
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 
 from django.conf import settings
+from django.core.management.base import CommandError
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -22,8 +24,11 @@ from outbox.metrics import BacklogCollector
 logger = logging.getLogger(__name__)
 
 
-class MetricsServerUnavailable(Exception):
-    """A worker's metrics listener could not be started (port taken, address not local)."""
+class MetricsServerUnavailable(CommandError):
+    """A worker's metrics listener could not be started (port taken, address not local).
+
+    A CommandError because the worker commands start the listener: they stop with this one line.
+    """
 
 
 class _Registries:
@@ -58,20 +63,21 @@ def render_web_metrics() -> tuple[bytes, str]:
     return generate_latest(_Registries(processes, backlog)), CONTENT_TYPE_LATEST
 
 
-def serve_worker_metrics(port: int) -> Callable[[], None]:
-    """Serve this process's metrics over HTTP on `port` (0: do nothing); returns how to stop."""
+@contextlib.contextmanager
+def serving_worker_metrics(port: int) -> Iterator[None]:
+    """Serve this process's metrics over HTTP on `port` (0: not at all) for the block's duration."""
     if not port:
-        return lambda: None
+        yield
+        return
     address = settings.WORKER_METRICS_ADDRESS
     try:
         server, thread = start_http_server(port, addr=address)
     except OSError as exc:
         raise MetricsServerUnavailable(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}") from exc
     logger.info("metrics.serving address=%s port=%d", address, port)
-
-    def stop() -> None:
+    try:
+        yield
+    finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-    return stop

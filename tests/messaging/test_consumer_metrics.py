@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
 
-import outbox
 from messaging.consumers import NotificationsConsumer
-from messaging.events import MESSAGE_READ
 from messaging.models import Message
-from tests.helpers import get_messages, relay_pending_events
+from tests.helpers import append_read_events, get_messages, relay_pending_events
 from tests.scraping import value
 
 pytestmark = pytest.mark.django_db
@@ -74,14 +70,7 @@ def test_end_to_end_latency_runs_from_the_event_time_to_the_commit(
     topology, broker_channel, django_capture_on_commit_callbacks
 ):
     occurred = timezone.now() - timedelta(minutes=2)
-    with transaction.atomic():
-        outbox.emit(
-            aggregate_type="message",
-            aggregate_id=uuid.uuid4(),
-            event_type=MESSAGE_READ,
-            payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
-            occurred_at=occurred,
-        )
+    append_read_events(1, occurred_at=occurred)
     [delivery] = deliveries(broker_channel, topology, 1)
     within_a_minute, within_five = latency("bucket", le="60.0"), latency("bucket", le="300.0")
     total = latency("sum")

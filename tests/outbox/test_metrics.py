@@ -60,15 +60,7 @@ def test_an_append_is_counted_only_when_its_transaction_commits(django_capture_o
 
 
 def test_web_metrics_report_the_backlog_as_the_selector_reads_it(client):
-    old = timezone.now() - timedelta(minutes=10)
-    with transaction.atomic():
-        outbox.emit(
-            aggregate_type="message",
-            aggregate_id=uuid.uuid4(),
-            event_type=MESSAGE_READ,
-            payload=read_event_payload(),
-            occurred_at=old,
-        )
+    append_read_events(1, occurred_at=timezone.now() - timedelta(minutes=10))
     append_read_events(2)
     dead = OutboxEvent.objects.order_by("id").last()
     OutboxEvent.objects.filter(pk=dead.pk).update(dead_at=timezone.now())

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging.consumers import NotificationsConsumer
-from outbox.exposition import MetricsServerUnavailable, serve_worker_metrics
+from outbox.exposition import serving_worker_metrics
 from outbox.shutdown import stop_on_signals
 
 
@@ -29,13 +29,7 @@ class Command(BaseCommand):
         consumer = NotificationsConsumer(prefetch=prefetch)
         consumer.exit_when_idle = exit_when_idle
         stop_on_signals(consumer.stop, worker="consumer")
-        try:
-            stop_serving_metrics = serve_worker_metrics(settings.CONSUMER_METRICS_PORT)
-        except MetricsServerUnavailable as exc:
-            raise CommandError(str(exc)) from exc
-        try:
+        with serving_worker_metrics(settings.CONSUMER_METRICS_PORT):
             consumer.run()
-        finally:
-            stop_serving_metrics()
         if json:
             self.stdout.write(dumps(asdict(consumer.stats)))

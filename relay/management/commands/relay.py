@@ -8,7 +8,7 @@ from json import dumps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from outbox.exposition import MetricsServerUnavailable, serve_worker_metrics
+from outbox.exposition import serving_worker_metrics
 from outbox.shutdown import stop_on_signals
 from relay.publisher import BrokerUnavailable
 from relay.relay import DatabaseUnavailable, Relay
@@ -28,14 +28,8 @@ class Command(BaseCommand):
         relay = Relay(batch_size=batch_size)
         stop_on_signals(relay.stop, worker="relay")
         if not once:
-            try:
-                stop_serving_metrics = serve_worker_metrics(settings.RELAY_METRICS_PORT)
-            except MetricsServerUnavailable as exc:
-                raise CommandError(str(exc)) from exc
-            try:
+            with serving_worker_metrics(settings.RELAY_METRICS_PORT):
                 relay.run()
-            finally:
-                stop_serving_metrics()
             return
         try:
             relay.publisher.connect()  # connected before the clock starts: timing is of relaying
