@@ -146,7 +146,7 @@ class InboxConsumer:
         try:
             with transaction.atomic(using=self.using):
                 new_ids = record_many_in_inbox(self.name, events, using=self.using)
-                # Counted, and the end-to-end latency taken, once the notifications are committed.
+                # Counted, and the end-to-end latency taken, when this transaction commits (never on rollback).
                 transaction.on_commit(lambda: self.metrics.committed(events, new_ids), using=self.using)
                 fresh, seen = [], set()
                 for event in events:
