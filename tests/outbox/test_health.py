@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -30,6 +31,15 @@ def closed_broker(settings):
 def closed_database(monkeypatch):
     # The readiness check opens its own connection from these settings; the test's stays open.
     monkeypatch.setitem(connection.settings_dict, "PORT", free_port())
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections (the kernel completes them) and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
 
 
 def test_healthz_answers_alive_without_database_or_broker(client, closed_broker, closed_database):
@@ -100,3 +110,24 @@ def test_readyz_stays_ready_with_no_worker_running(client):
 
     assert response.status_code == 200
     assert response.json()["workers"] == {}
+
+
+def test_readyz_gives_up_on_a_broker_that_accepts_but_never_answers(client, settings, silent_port):
+    settings.READINESS_TIMEOUT_SECONDS = 0.5
+    settings.BROKER_URL = f"amqp://guest:guest@127.0.0.1:{silent_port}//"
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["broker"]
+
+
+def test_readyz_gives_up_on_a_database_that_accepts_but_never_answers(client, settings, silent_port, monkeypatch):
+    settings.READINESS_TIMEOUT_SECONDS = 0.5
+    monkeypatch.setitem(connection.settings_dict, "PORT", silent_port)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["database"]
+    assert response.json()["checks"]["database"]["error"] == "ConnectionTimeout"
