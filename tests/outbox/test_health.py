@@ -131,3 +131,11 @@ def test_readyz_gives_up_on_a_database_that_accepts_but_never_answers(client, se
     assert response.status_code == 503
     assert response.json()["failing"] == ["database"]
     assert response.json()["checks"]["database"]["error"] == "ConnectionTimeout"
+
+
+def test_probes_and_metrics_answer_plain_http_where_everything_else_is_redirected(client, settings):
+    # Orchestrators and Prometheus talk plain HTTP to the process; a redirect would fail them.
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get("/api/messages/").status_code == 301
+    assert [client.get(path).status_code for path in ("/healthz", "/readyz", "/metrics")] == [200, 200, 200]
