@@ -8,8 +8,10 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# The admin's and the API docs' static files, served by whitenoise from the web process.
+RUN python manage.py collectstatic --noinput
 
 RUN useradd --create-home app
 USER app
 
-CMD ["python", "manage.py", "runserver", "0.0.0.0:8000", "--noreload"]
+CMD ["gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application"]

@@ -50,6 +50,14 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
     return _env_number(name, default, int, minimum)
 
 
+def _env_port(name: str, default: int) -> int:
+    """A TCP port to listen on; 0 turns the listener off."""
+    value = _env_int(name, default, minimum=0)
+    if value > 65535:
+        raise ImproperlyConfigured(f"{name} must be a TCP port (1-65535, or 0 for off), not {value}")
+    return value
+
+
 def _env_float(name: str, default: float) -> float:
     # Durations: zero would mean busy loops or no waiting at all.
     return _env_number(name, default, float, 0.001)
@@ -129,6 +137,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs) from the web process itself, with DEBUG off: no other server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -181,6 +191,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies written by collectstatic; no manifest, so pages render before (and
+    # without) a collectstatic run, as in tests and local runs.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- HTTPS (on in production; `manage.py check --deploy` passes with these) -----------------
 
@@ -196,6 +212,8 @@ CSRF_COOKIE_SECURE = PRODUCTION
 # the proxy sets it and strips any the client sent.
 if _env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Probes and Prometheus talk plain HTTP to the process from inside the network: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- Cache ----------------------------------------------------------------------------------
 
@@ -255,6 +273,23 @@ CONSUMER_MAX_BACKOFF_SECONDS = _env_float("CONSUMER_MAX_BACKOFF_SECONDS", 30.0)
 
 # Notifications show the start of a message, cut with an ellipsis past this many characters.
 NOTIFICATION_PREVIEW_LENGTH = _env_int("NOTIFICATION_PREVIEW_LENGTH", 100, minimum=10)
+
+# --- Metrics and health ------------------------------------------------------------------------
+
+# Under gunicorn with several workers: the directory where every worker writes its metrics, for
+# /metrics to add them up (prometheus_client reads the same variable; config/gunicorn.py empties
+# it at start). Empty: one process, metrics from memory.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# When set, /metrics answers only `Authorization: Bearer <token>`. Metrics hold counts and event
+# type names, never content or ids, but traffic volumes are nobody else's business.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# The relay and the consumer serve their own /metrics over HTTP on these ports; 0 = off.
+RELAY_METRICS_PORT = _env_port("RELAY_METRICS_PORT", 0)
+CONSUMER_METRICS_PORT = _env_port("CONSUMER_METRICS_PORT", 0)
+# Loopback by default; containers set 0.0.0.0 so that Prometheus reaches them on their network.
+WORKER_METRICS_ADDRESS = os.environ.get("WORKER_METRICS_ADDRESS", "127.0.0.1")
+# How long /readyz waits for the database and for the broker, each.
+READINESS_TIMEOUT_SECONDS = _env_float("READINESS_TIMEOUT_SECONDS", 2.0)
 
 # --- HTTP API -------------------------------------------------------------------------------
 

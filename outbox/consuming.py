@@ -31,6 +31,7 @@ from outbox.errors import InvalidEventPayload, MalformedEnvelope, UnknownEventTy
 from outbox.failpoints import failpoint
 from outbox.heartbeats import Heartbeat
 from outbox.inbox import record_many_in_inbox
+from outbox.metrics import ConsumerMetrics
 from outbox.outages import OutageTracker
 from outbox.schemas import validate_event_data
 
@@ -100,6 +101,7 @@ class InboxConsumer:
         self.retry_max_delay = settings.CONSUMER_RETRY_MAX_DELAY_SECONDS
         self._outages = OutageTracker(logger, f"consumer.{self.name}", max_backoff=self.max_backoff)
         self.heartbeat = Heartbeat(f"consumer.{self.name}")
+        self.metrics = ConsumerMetrics(self.name)
         self._dead_letters = (
             DeadLetterPublisher(
                 url=self.url,
@@ -144,6 +146,8 @@ class InboxConsumer:
         try:
             with transaction.atomic(using=self.using):
                 new_ids = record_many_in_inbox(self.name, events, using=self.using)
+                # Counted, and the end-to-end latency taken, when this transaction commits (never on rollback).
+                transaction.on_commit(lambda: self.metrics.committed(events, new_ids), using=self.using)
                 fresh, seen = [], set()
                 for event in events:
                     if event.event_id in new_ids and event.event_id not in seen:
@@ -255,6 +259,7 @@ class InboxConsumer:
         message.requeue()
 
     def _dead_letter(self, message, reason: str) -> None:
+        self.metrics.dead_lettered()
         logger.warning(
             "consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, _message_id(message), reason
         )

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from outbox.envelope import OutgoingEvent
 from outbox.errors import NotInTransaction
+from outbox.metrics import count_appended
 from outbox.models import OutboxEvent
 from outbox.schemas import latest_version, validate_event_data
 
@@ -78,6 +79,7 @@ def emit_many(drafts: Iterable[EventDraft], *, using: str = DEFAULT_DB_ALIAS) ->
     now = timezone.now()
     events: list[OutboxEvent] = []
     params: list[Any] = []
+    appended: dict[str, int] = {}
     for draft in drafts:
         version = draft.schema_version or latest_version(draft.event_type)
         payload_json, payload = _to_json(draft.payload)
@@ -96,12 +98,15 @@ def emit_many(drafts: Iterable[EventDraft], *, using: str = DEFAULT_DB_ALIAS) ->
         events.append(event)
         params += [event.event_id, event.aggregate_type, event.aggregate_id, event.event_type, version]
         params += [payload_json, headers_json, event.occurred_at]
+        appended[draft.event_type] = appended.get(draft.event_type, 0) + 1
     if not events:
         return []
     # A direct INSERT: through the ORM's bulk_create it cost as much again as the statement.
     with connections[using].cursor() as cursor:
         cursor.execute(_INSERT_HEAD + ", ".join([_INSERT_ROW] * len(events)) + " RETURNING id, event_id", params)
         ids = {event_id: pk for pk, event_id in cursor.fetchall()}
+    # Counted once committed: a rolled-back append was never appended.
+    transaction.on_commit(lambda: count_appended(appended), using=using)
     for event in events:
         event.id = ids[event.event_id]
         event._state.adding = False

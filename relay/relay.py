@@ -20,6 +20,7 @@ from outbox.failpoints import failpoint
 from outbox.heartbeats import Heartbeat
 from outbox.outages import OutageTracker
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
+from relay import metrics
 from relay.publisher import BrokerUnavailable, ConfirmingPublisher
 from relay.wakeup import CommitListener, ListenerUnavailable
 
@@ -75,13 +76,22 @@ class Relay:
                 if not events:
                     return BatchResult(0, 0, 0)
                 failpoint("relay.after_claim")
+                publish_started = time.perf_counter()
                 outcome = self.publisher.publish_batch(events)
+                confirm_seconds = time.perf_counter() - publish_started
                 failpoint("relay.after_confirm")
                 mark_published(outcome.confirmed, using=self.using)
                 dead = record_publish_failures(outcome.failed, using=self.using)
             failpoint("relay.after_commit")
         except (OperationalError, InterfaceError) as exc:
             raise self._database_unavailable(exc) from exc
+        metrics.record_batch(
+            claimed=len(events),
+            published=len(outcome.confirmed),
+            failed=len(outcome.failed),
+            dead=len(dead),
+            confirm_seconds=confirm_seconds,
+        )
         for event_id, error in outcome.failed.items():
             if event_id in dead:
                 logger.error("relay.event_dead event=%s attempts_exhausted=true error=%s", event_id, error)

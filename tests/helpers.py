@@ -65,7 +65,7 @@ def terminate_other_database_sessions() -> int:
         return cursor.fetchone()[0]
 
 
-def append_read_events(count: int) -> list:
+def append_read_events(count: int, *, occurred_at=None) -> list:
     """Append `count` message.read events on fresh aggregates, in one transaction."""
     import uuid
 
@@ -81,6 +81,7 @@ def append_read_events(count: int) -> list:
                 aggregate_id=uuid.uuid4(),
                 event_type=MESSAGE_READ,
                 payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
+                occurred_at=occurred_at,
             )
             for _ in range(count)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -13,10 +14,15 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from django.core.management import get_commands
+from django.urls import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("migrate", "web", "relay", "consumer")
 LONG_RUNNING_APP_SERVICES = ("web", "relay", "consumer")
+MANAGE_PY_SERVICES = ("migrate", "relay", "consumer")
+MONITORING_SERVICES = ("prometheus", "grafana")
+# What only the web service adds to the shared environment: gunicorn's workers share metrics.
+WEB_ONLY_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR"}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +61,8 @@ def procfile_commands() -> dict[str, list[str]]:
     return entries
 
 
-def test_the_stack_has_postgres_rabbitmq_and_every_app_service(services):
-    assert set(services) == {"postgres", "rabbitmq", *APP_SERVICES}
+def test_the_stack_has_postgres_rabbitmq_every_app_service_and_monitoring(services):
+    assert set(services) == {"postgres", "rabbitmq", *APP_SERVICES, *MONITORING_SERVICES}
 
 
 def test_settings_reads_the_variables_compose_relies_on():
@@ -75,8 +81,11 @@ def test_app_services_share_one_build_and_environment(compose, services):
     assert app["build"] == "."
     assert (ROOT / "Dockerfile").is_file()
     for name in APP_SERVICES:
+        environment = services[name]["environment"]
         assert services[name]["build"] == app["build"]
-        assert services[name]["environment"] == app["environment"]
+        assert {key: environment[key] for key in app["environment"]} == app["environment"]
+        extra = set(environment) - set(app["environment"])
+        assert extra == (WEB_ONLY_VARIABLES if name == "web" else set()), f"{name} adds {sorted(extra)}"
 
 
 def test_settings_accept_the_compose_environment(compose):
@@ -121,14 +130,19 @@ def test_broker_url_points_at_the_compose_rabbitmq_service(services):
 
 def test_every_compose_command_names_an_existing_management_command(services):
     known = get_commands()
-    for name in APP_SERVICES:
+    for name in MANAGE_PY_SERVICES:
         command = management_command(command_words(services[name]["command"]))
         assert command in known, f"{name} runs an unknown management command {command!r}"
 
 
 def test_compose_runs_migrate_web_relay_and_consumer(services):
     assert command_words(services["migrate"]["command"])[2:] == ["migrate", "--noinput"]
-    assert command_words(services["web"]["command"])[2:4] == ["runserver", "0.0.0.0:8000"]
+    assert command_words(services["web"]["command"]) == [
+        "gunicorn",
+        "--config",
+        "config/gunicorn.py",
+        "config.wsgi:application",
+    ]
     assert command_words(services["relay"]["command"])[2:] == ["relay"]
     assert command_words(services["consumer"]["command"])[2:] == ["consume_notifications"]
 
@@ -165,3 +179,227 @@ def test_migrate_waits_for_healthy_postgres_and_apps_for_migrate_and_healthy_rab
             "migrate": {"condition": "service_completed_successfully"},
             "rabbitmq": {"condition": "service_healthy"},
         }
+
+
+# --- The web process under gunicorn ---------------------------------------------------------
+
+
+def web_environment(services, tmp_path) -> dict[str, str]:
+    environment = {**os.environ, **{key: str(value) for key, value in services["web"]["environment"].items()}}
+    # The container's directory does not exist here; gunicorn's config would create it.
+    environment["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prometheus")
+    environment["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    return environment
+
+
+def test_gunicorn_loads_its_config_and_the_web_application_with_the_compose_environment(services, tmp_path):
+    words = command_words(services["web"]["command"])
+    config = words[words.index("--config") + 1]
+    assert (ROOT / config).is_file()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--check-config", *words[1:]],
+        cwd=ROOT,
+        env=web_environment(services, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_web_port_is_gunicorns_and_its_healthcheck_asks_healthz(services):
+    config = (ROOT / "config" / "gunicorn.py").read_text()
+    assert re.search(r'^bind = "0\.0\.0\.0:8000"$', config, re.MULTILINE)
+    healthcheck = " ".join(command_words(services["web"]["healthcheck"]["test"]))
+    url = urlsplit(re.search(r"http://[^'\" ]+", healthcheck).group())
+    assert (url.hostname, url.port) == ("127.0.0.1", 8000)
+    assert resolve(url.path).url_name == "healthz"
+
+
+def test_the_image_collects_static_files_for_whitenoise():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "RUN python manage.py collectstatic --noinput" in dockerfile
+    requirements = (ROOT / "requirements.txt").read_text().split()
+    assert any(line.startswith("gunicorn==") for line in requirements)
+    assert any(line.startswith("whitenoise==") for line in requirements)
+
+
+def test_every_mounted_file_exists(services):
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+
+
+# --- Prometheus -------------------------------------------------------------------------------
+
+
+def mount_target(service: dict, source: str) -> str:
+    for volume in service.get("volumes", []):
+        parts = volume.split(":")
+        if parts[0] == source:
+            return parts[1]
+    raise AssertionError(f"{source} is not mounted")
+
+
+@pytest.fixture(scope="module")
+def prometheus_config() -> dict:
+    return yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def scrape_jobs(prometheus_config) -> dict:
+    return {job["job_name"]: job for job in prometheus_config["scrape_configs"]}
+
+
+def test_prometheus_reads_the_config_in_the_repository(services):
+    prometheus = services["prometheus"]
+    target = mount_target(prometheus, "./deploy/prometheus/prometheus.yml")
+    assert f"--config.file={target}" in prometheus["command"]
+
+
+def test_prometheus_scrapes_the_web_metrics_endpoint_with_its_token(services, scrape_jobs):
+    web = scrape_jobs["web"]
+    [target] = web["static_configs"][0]["targets"]
+    host, port = target.split(":")
+
+    assert host == "web"
+    assert services["web"]["ports"] == [f"{port}:{port}"]
+    assert resolve(web["metrics_path"]).url_name == "metrics"
+    assert web["authorization"]["type"] == "Bearer"
+    assert web["authorization"]["credentials"] == services["web"]["environment"]["METRICS_TOKEN"]
+    assert host in services["web"]["environment"]["ALLOWED_HOSTS"].split(",")
+
+
+@pytest.mark.parametrize(
+    ("job", "port_variable"), [("relay", "RELAY_METRICS_PORT"), ("consumer", "CONSUMER_METRICS_PORT")]
+)
+def test_prometheus_scrapes_every_worker_container_on_its_metrics_port(services, scrape_jobs, job, port_variable):
+    environment = services[job]["environment"]
+    [discovery] = scrape_jobs[job]["dns_sd_configs"]
+
+    assert discovery["names"] == [job]
+    assert discovery["type"] == "A"
+    assert discovery["port"] == int(environment[port_variable]) > 0
+    assert services[job]["expose"] == [environment[port_variable]]
+    # Reachable from the Prometheus container, not only from inside the worker's own.
+    assert environment["WORKER_METRICS_ADDRESS"] == "0.0.0.0"  # noqa: S104
+    assert scrape_jobs[job].get("metrics_path", "/metrics") == "/metrics"
+
+
+def test_prometheus_scrapes_exactly_the_processes_that_serve_metrics(scrape_jobs):
+    assert set(scrape_jobs) == set(LONG_RUNNING_APP_SERVICES)
+
+
+# --- Grafana ----------------------------------------------------------------------------------
+
+GRAFANA = ROOT / "deploy" / "grafana"
+# Series Prometheus makes itself, not our code.
+PROMETHEUS_SERIES = {"up"}
+PROMQL_WORDS = {
+    "sum", "min", "max", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "clamp_min",
+    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
+}  # fmt: skip
+
+
+def promql_metric_names(expression: str) -> set[str]:
+    """The series an expression selects: what is left once strings, matchers, ranges, label
+    lists, functions and keywords are taken out."""
+    expression = re.sub(r'"(?:[^"\\]|\\.)*"', "", expression)
+    expression = re.sub(r"\{[^}]*\}", "", expression)
+    expression = re.sub(r"\[[^\]]*\]", "", expression)
+    expression = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expression)
+    words = re.findall(r"(?<![\w:.])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()", expression)
+    return {word for word in words if word not in PROMQL_WORDS}
+
+
+def exported_series() -> set[str]:
+    """Every series name our code exports, from the registries, after importing every metrics module."""
+    from prometheus_client import REGISTRY
+
+    import messaging.metrics  # noqa: F401
+    import outbox.metrics
+    import relay.metrics  # noqa: F401
+
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum"), "info": ("_info",)}
+    families = [*REGISTRY.collect(), *outbox.metrics.BacklogCollector().describe()]
+    return {family.name + suffix for family in families for suffix in suffixes.get(family.type, ("",))}
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return json.loads((GRAFANA / "dashboards" / "outbox.json").read_text())
+
+
+def dashboard_expressions(dashboard: dict) -> list[str]:
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def test_the_promql_reader_finds_series_and_skips_the_rest():
+    expression = 'histogram_quantile(0.99, sum by (le) (rate(a_seconds_bucket{job="x"}[$__rate_interval]))) / b_total'
+
+    assert promql_metric_names(expression) == {"a_seconds_bucket", "b_total"}
+
+
+def test_every_series_on_the_dashboard_is_one_our_code_exports(dashboard):
+    exported = exported_series() | PROMETHEUS_SERIES
+    used = set().union(*map(promql_metric_names, dashboard_expressions(dashboard)))
+
+    assert used, "the dashboard queries nothing"
+    assert used <= exported, f"the dashboard queries series nobody exports: {sorted(used - exported)}"
+
+
+def test_the_dashboard_shows_every_metric_operators_asked_for(dashboard):
+    used = set().union(*map(promql_metric_names, dashboard_expressions(dashboard)))
+
+    assert {
+        "outbox_pending_events",
+        "outbox_oldest_pending_age_seconds",
+        "outbox_dead_events",
+        "outbox_events_appended_total",
+        "outbox_events_published_total",
+        "outbox_publish_failures_total",
+        "outbox_events_dead_total",
+        "relay_batch_size_events_bucket",
+        "relay_publish_confirm_seconds_bucket",
+        "outbox_end_to_end_latency_seconds_bucket",
+        "outbox_consumer_events_processed_total",
+        "outbox_consumer_duplicates_total",
+        "outbox_consumer_dead_lettered_total",
+    } <= used
+    quantiles = " ".join(dashboard_expressions(dashboard))
+    for histogram in ("relay_publish_confirm_seconds_bucket", "outbox_end_to_end_latency_seconds_bucket"):
+        for quantile in ("0.5", "0.99"):
+            assert re.search(rf"histogram_quantile\({quantile},[^;]*{histogram}", quantiles), (histogram, quantile)
+
+
+def test_grafana_provisions_the_prometheus_datasource_the_dashboard_uses(services, dashboard):
+    grafana = services["grafana"]
+    provisioning = mount_target(grafana, "./deploy/grafana/provisioning")
+    assert provisioning == "/etc/grafana/provisioning"
+    [datasource] = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    url = urlsplit(datasource["url"])
+    assert (url.hostname, f"{url.port}:{url.port}") == ("prometheus", services["prometheus"]["ports"][0])
+    used = {
+        item["datasource"]["uid"]
+        for panel in dashboard["panels"]
+        for item in [panel, *panel.get("targets", [])]
+        if "datasource" in item
+    }
+    assert used == {datasource["uid"]}
+
+
+def test_grafana_loads_the_dashboard_from_the_mounted_directory(services):
+    grafana = services["grafana"]
+    [provider] = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "outbox.yml").read_text())["providers"]
+    dashboards = mount_target(grafana, "./deploy/grafana/dashboards")
+
+    assert provider["options"]["path"] == dashboards
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(dashboards + "/")
+    assert (GRAFANA / "dashboards" / Path(home).name).is_file()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from json import dumps
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging.consumers import NotificationsConsumer
+from outbox.exposition import serving_worker_metrics
 from outbox.shutdown import stop_on_signals
 
 
@@ -27,6 +29,7 @@ class Command(BaseCommand):
         consumer = NotificationsConsumer(prefetch=prefetch)
         consumer.exit_when_idle = exit_when_idle
         stop_on_signals(consumer.stop, worker="consumer")
-        consumer.run()
+        with serving_worker_metrics(settings.CONSUMER_METRICS_PORT):
+            consumer.run()
         if json:
             self.stdout.write(dumps(asdict(consumer.stats)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from json import dumps
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from outbox.exposition import serving_worker_metrics
 from outbox.shutdown import stop_on_signals
 from relay.publisher import BrokerUnavailable
 from relay.relay import DatabaseUnavailable, Relay
@@ -26,7 +28,8 @@ class Command(BaseCommand):
         relay = Relay(batch_size=batch_size)
         stop_on_signals(relay.stop, worker="relay")
         if not once:
-            relay.run()
+            with serving_worker_metrics(settings.RELAY_METRICS_PORT):
+                relay.run()
             return
         try:
             relay.publisher.connect()  # connected before the clock starts: timing is of relaying
