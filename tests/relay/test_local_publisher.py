@@ -1,0 +1,206 @@
+"""The relay's publisher on kombu's filesystem transport (the bare-machine default broker)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Consumer
+from kombu.transport.filesystem import Transport as FilesystemTransport
+
+from embedded.broker import transport_options
+from messaging.consumers import NotificationsConsumer
+from messaging.models import Message, Notification
+from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
+from outbox.broker import require_amqp
+from outbox.envelope import OutgoingEvent
+from relay.local_publisher import LocalPublisher
+from relay.publisher import ConfirmingPublisher
+from relay.publishers import build_publisher
+from relay.relay import Relay
+from tests.helpers import wait_until
+
+_ids = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def filesystem_broker(settings, tmp_path):
+    """The configured broker is a filesystem transport in this test's own folder."""
+    settings.BROKER_URL = "filesystem://"
+    settings.BROKER_TRANSPORT_OPTIONS = transport_options(tmp_path / "broker")
+    settings.BROKER_NAMESPACE = ""
+    # The transport remembers declared bindings per process, whatever the folder: a binding
+    # an earlier test declared would keep this test's folder from getting its own.
+    FilesystemTransport.global_state.clear()
+    yield settings.BROKER_TRANSPORT_OPTIONS
+    FilesystemTransport.global_state.clear()
+
+
+def event(event_type: str = "message.created", **fields) -> OutgoingEvent:
+    return OutgoingEvent(
+        id=next(_ids),
+        event_id=uuid.uuid4(),
+        aggregate_type="message",
+        aggregate_id=str(uuid.uuid4()),
+        event_type=event_type,
+        schema_version=1,
+        payload_json=fields.pop("payload_json", '{"message_id": "m"}'),
+        headers=fields.pop("headers", {}),
+        occurred_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
+        **fields,
+    )
+
+
+def take_all(options: dict, queue, expected: int) -> list:
+    """The messages on `queue`, read through a connection of its own, as another process would."""
+    messages: list = []
+    with Connection("filesystem://", transport_options=options) as connection:
+        consumer = Consumer(connection.channel(), queues=[queue], on_message=messages.append, accept=None)
+        consumer.consume()
+
+        def take() -> bool:
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.1)
+            return len(messages) >= expected
+
+        wait_until(take, timeout=10, interval=0, what=f"{expected} messages on {queue.name}")
+        for message in messages:
+            message.ack()
+    return messages
+
+
+def take_unacked(options: dict, queue, expected: int, settle) -> list:
+    """Take `expected` deliveries off `queue`, hand them to `settle` as one batch, then close."""
+    messages: list = []
+    with Connection("filesystem://", transport_options=options) as connection:
+        consumer = Consumer(connection.channel(), queues=[queue], on_message=messages.append, accept=None)
+        consumer.qos(prefetch_count=expected)
+        consumer.consume()
+
+        def take() -> bool:
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.1)
+            return len(messages) >= expected
+
+        wait_until(take, timeout=10, interval=0, what=f"{expected} messages on {queue.name}")
+        settle(messages)
+    return messages
+
+
+def test_build_publisher_chooses_by_the_brokers_transport(filesystem_broker):
+    assert isinstance(build_publisher(), LocalPublisher)
+    assert isinstance(build_publisher("amqp://guest:guest@127.0.0.1:5672//"), ConfirmingPublisher)
+
+
+def test_routed_events_are_confirmed_and_stored_in_order_with_their_properties(filesystem_broker):
+    events = [event(), event(), event("message.read")]
+    publisher = LocalPublisher()
+
+    outcome = publisher.publish_batch(events)
+    publisher.close()
+
+    assert outcome.failed == {}
+    assert outcome.confirmed == [e.id for e in events]
+    queue = build_topology().queue_for(NOTIFICATIONS_CONSUMER)
+    delivered = take_all(filesystem_broker, queue, expected=3)
+    assert {m.properties["message_id"] for m in delivered} == {str(e.event_id) for e in events}
+    first = next(m for m in delivered if m.properties["message_id"] == str(events[0].event_id))
+    assert first.content_type == "application/cloudevents+json"
+    assert first.delivery_info["routing_key"] == "message.created"
+    assert b'"type":"message.created"' in first.body
+
+
+def test_an_event_no_queue_is_bound_for_is_reported_failed_and_not_stored(filesystem_broker):
+    routed, unroutable = event(), event("billing.charged")
+    publisher = LocalPublisher()
+
+    outcome = publisher.publish_batch([routed, unroutable])
+    publisher.close()
+
+    assert outcome.confirmed == [routed.id]
+    assert set(outcome.failed) == {unroutable.id}
+    assert outcome.failed[unroutable.id].startswith("unroutable: no queue is bound to exchange 'messaging.events'")
+    queue = build_topology().queue_for(NOTIFICATIONS_CONSUMER)
+    assert [m.properties["message_id"] for m in take_all(filesystem_broker, queue, expected=1)] == [
+        str(routed.event_id)
+    ]
+
+
+def test_an_event_over_the_size_limit_or_with_unencodable_headers_fails_alone(filesystem_broker, settings):
+    settings.OUTBOX_MAX_EVENT_BYTES = 600
+    small, large = event(), event(payload_json='{"content": "' + "x" * 1000 + '"}')
+    odd = event(headers={"x-thing": object()})
+    publisher = LocalPublisher()
+
+    outcome = publisher.publish_batch([small, large, odd])
+    publisher.close()
+
+    assert outcome.confirmed == [small.id]
+    assert "over the 600-byte limit" in outcome.failed[large.id]
+    assert "cannot be encoded" in outcome.failed[odd.id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relay_and_consumer_carry_messages_to_notifications_on_the_filesystem_transport(filesystem_broker, alice, bob):
+    messages = [Message.objects.create(sender=alice, receiver=bob, content=f"m{i}") for i in range(7)]
+    relay = Relay(batch_size=3)
+
+    result = relay.drain()
+    relay.publisher.close()
+
+    assert result.published == 7
+    consumer = NotificationsConsumer(prefetch=2)
+    consumer.exit_when_idle = True
+    guard = threading.Timer(60, consumer.stop)  # never hang the suite if the consumer stalls
+    guard.start()
+    try:
+        consumer.run()
+    finally:
+        guard.cancel()
+    assert consumer.stats.settled == 7
+    assert set(Notification.objects.values_list("message_id", flat=True)) == {m.pk for m in messages}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_settled_batch_is_acked_whole_so_nothing_returns_when_the_consumer_disconnects(filesystem_broker, alice, bob):
+    # kombu's virtual transports ignore `multiple` on an ack: acking only the batch's last
+    # delivery would leave the others unacked, and the transport puts unacked deliveries back
+    # on the queue when the channel closes.
+    for i in range(3):
+        Message.objects.create(sender=alice, receiver=bob, content=f"m{i}")
+    relay = Relay()
+    assert relay.drain().published == 3
+    relay.publisher.close()
+    consumer = NotificationsConsumer()
+    deliveries = take_unacked(filesystem_broker, consumer.queue, expected=3, settle=consumer.on_messages)
+
+    assert len(deliveries) == 3
+    assert Notification.objects.count() == 3
+    assert list(Path(filesystem_broker["data_folder_in"]).glob(f"*.{consumer.queue.name}.msg")) == []
+
+
+def test_amqp_only_tools_refuse_a_serverless_broker(filesystem_broker):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from messaging.chaos import ChaosPlan, ChaosRun
+
+    with pytest.raises(ImproperlyConfigured, match=r"needs RabbitMQ .* the broker is filesystem://"):
+        require_amqp("the soak")
+    plan = ChaosPlan(
+        messages=1,
+        relays=1,
+        consumers=1,
+        writers=1,
+        kill_every=0,
+        cut_broker_every=0,
+        terminate_db_every=0,
+        failpoints="",
+        settle_timeout=1,
+        seed=1,
+    )
+    with pytest.raises(ImproperlyConfigured, match="outbox_chaos needs RabbitMQ"):
+        ChaosRun(plan)
