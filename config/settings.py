@@ -168,6 +168,11 @@ EMBEDDED_DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR") or BASE_DIR / "var"
 EMBEDDED_POSTGRES_DIR = EMBEDDED_DATA_DIR / "pgdata"
 EMBEDDED_BROKER_DIR = EMBEDDED_DATA_DIR / "broker"
 
+# The embedded backends are for a developer's machine: production names its services.
+for _name in ("DATABASE_URL", "BROKER_URL"):
+    if PRODUCTION and not os.environ.get(_name):
+        raise ImproperlyConfigured(f"{_name} must be set when ENVIRONMENT=production (unset means embedded)")
+
 # Unset: the embedded PostgreSQL, started here if it is not running yet (it then outlives this
 # process; `manage.py embedded_postgres stop` stops it). Its URL names a Unix socket.
 DATABASE_EMBEDDED = not os.environ.get("DATABASE_URL")
