@@ -42,7 +42,9 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bare_env(data_dir):
     env = {name: value for name, value in os.environ.items() if name not in _UNSET}
-    env.update(EMBEDDED_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", RELAY_POLL_INTERVAL_SECONDS="1")
+    env.update(EMBEDDED_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", LOG_LEVEL="INFO")
+    # Long enough that only NOTIFY can wake the relay in time (see the test).
+    env["RELAY_POLL_INTERVAL_SECONDS"] = "300"
     return env
 
 
@@ -114,6 +116,15 @@ def test_a_message_reaches_its_notification_through_relay_and_consumer_on_the_em
 ):
     relay = workers("relay")
     consumer = workers("consume_notifications")
+
+    def both_workers_beat() -> bool:
+        with embedded_connection(data_dir) as connection:
+            pids = {pid for (pid,) in connection.execute("SELECT pid FROM outbox_workerheartbeat").fetchall()}
+        return {relay.pid, consumer.pid} <= pids
+
+    # The relay beats after its first claim, with its LISTEN already open; from then on, with a
+    # poll interval of 300 s, only PostgreSQL's NOTIFY can wake it within the deadline below.
+    wait_until(both_workers_beat, timeout=60, interval=0.2, what="the relay's and the consumer's heartbeats")
     content = f"hello {uuid.uuid4()}"
     # Written by a third process, as the web process would.
     out = manage(

@@ -1,4 +1,9 @@
-"""`python manage.py embedded_postgres status|stop`: the embedded PostgreSQL of EMBEDDED_DATA_DIR."""
+"""`python manage.py embedded_postgres stop`: stop the embedded PostgreSQL of EMBEDDED_DATA_DIR.
+
+scripts/run calls it on exit: the web, relay and consumer processes share the server and none
+of them stops it (see embedded/postgres.py). There is no `start`: any command that loads the
+settings with DATABASE_URL unset starts it.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,13 @@ from embedded import postgres
 
 
 class Command(BaseCommand):
-    help = "Show or stop the embedded PostgreSQL (the database when DATABASE_URL is unset)."
+    help = "Stop the embedded PostgreSQL (the database when DATABASE_URL is unset)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("action", choices=["status", "stop"])
+        parser.add_argument("action", choices=["stop"])
 
     def handle(self, *args, action: str, **options) -> None:
         data_dir = settings.EMBEDDED_POSTGRES_DIR
-        if action == "status":
-            url = postgres.running_url(data_dir)
-            self.stdout.write(f"running at {url} (data {data_dir})" if url else f"not running (data {data_dir})")
-            return
         try:
             stopped = postgres.stop(data_dir)
         except postgres.EmbeddedPostgresError as exc:

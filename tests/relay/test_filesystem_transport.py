@@ -1,4 +1,4 @@
-"""The relay's publisher on kombu's filesystem transport (the bare-machine default broker)."""
+"""The relay and the consumer on kombu's filesystem transport (the bare-machine default broker)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kombu import Connection, Consumer
+from kombu import Connection, Consumer, Producer
 from kombu.transport.filesystem import Transport as FilesystemTransport
 
 from embedded.broker import transport_options
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
-from outbox.broker import require_amqp
+from outbox.broker import declare_topology, require_amqp
 from outbox.envelope import OutgoingEvent
 from relay.local_publisher import LocalPublisher
 from relay.publisher import ConfirmingPublisher
@@ -180,6 +180,24 @@ def test_a_settled_batch_is_acked_whole_so_nothing_returns_when_the_consumer_dis
 
     assert len(deliveries) == 3
     assert Notification.objects.count() == 3
+    assert list(Path(filesystem_broker["data_folder_in"]).glob(f"*.{consumer.queue.name}.msg")) == []
+
+
+def test_a_poison_delivery_is_republished_to_the_dead_letter_queue_with_its_reason(filesystem_broker):
+    consumer = NotificationsConsumer()
+    with Connection("filesystem://", transport_options=filesystem_broker) as connection:
+        channel = connection.channel()
+        declare_topology(channel, consumer.topology)
+        Producer(channel, exchange=consumer.topology.events).publish(
+            b"not json", routing_key="message.created", message_id="poison-1", content_type="application/json"
+        )
+    take_unacked(filesystem_broker, consumer.queue, expected=1, settle=consumer.on_messages)
+    consumer._dead_letters.close()
+
+    dead = take_all(filesystem_broker, consumer.topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER), expected=1)
+    assert dead[0].body == b"not json"
+    assert dead[0].headers["x-dead-letter-reason"].startswith("malformed envelope")
+    assert dead[0].properties["message_id"] == "poison-1"
     assert list(Path(filesystem_broker["data_folder_in"]).glob(f"*.{consumer.queue.name}.msg")) == []
 
 
