@@ -55,40 +55,28 @@ def event(event_type: str = "message.created", **fields) -> OutgoingEvent:
     )
 
 
-def take_all(options: dict, queue, expected: int) -> list:
-    """The messages on `queue`, read through a connection of its own, as another process would."""
-    messages: list = []
-    with Connection("filesystem://", transport_options=options) as connection:
-        consumer = Consumer(connection.channel(), queues=[queue], on_message=messages.append, accept=None)
-        consumer.consume()
-
-        def take() -> bool:
-            with contextlib.suppress(TimeoutError):
-                connection.drain_events(timeout=0.1)
-            return len(messages) >= expected
-
-        wait_until(take, timeout=10, interval=0, what=f"{expected} messages on {queue.name}")
-        for message in messages:
-            message.ack()
-    return messages
-
-
-def take_unacked(options: dict, queue, expected: int, settle) -> list:
-    """Take `expected` deliveries off `queue`, hand them to `settle` as one batch, then close."""
+def take(options: dict, queue, expected: int, settle) -> list:
+    """Take `expected` deliveries off `queue` through a connection of its own, as another process
+    would, hand them to `settle` as one batch, then close the connection."""
     messages: list = []
     with Connection("filesystem://", transport_options=options) as connection:
         consumer = Consumer(connection.channel(), queues=[queue], on_message=messages.append, accept=None)
         consumer.qos(prefetch_count=expected)
         consumer.consume()
 
-        def take() -> bool:
+        def arrived() -> bool:
             with contextlib.suppress(TimeoutError):
                 connection.drain_events(timeout=0.1)
             return len(messages) >= expected
 
-        wait_until(take, timeout=10, interval=0, what=f"{expected} messages on {queue.name}")
+        wait_until(arrived, timeout=10, interval=0, what=f"{expected} messages on {queue.name}")
         settle(messages)
     return messages
+
+
+def take_all(options: dict, queue, expected: int) -> list:
+    """The messages on `queue`, acked."""
+    return take(options, queue, expected, settle=lambda messages: [message.ack() for message in messages])
 
 
 def test_build_publisher_chooses_by_the_brokers_transport(filesystem_broker):
@@ -176,7 +164,7 @@ def test_a_settled_batch_is_acked_whole_so_nothing_returns_when_the_consumer_dis
     assert relay.drain().published == 3
     relay.publisher.close()
     consumer = NotificationsConsumer()
-    deliveries = take_unacked(filesystem_broker, consumer.queue, expected=3, settle=consumer.on_messages)
+    deliveries = take(filesystem_broker, consumer.queue, expected=3, settle=consumer.on_messages)
 
     assert len(deliveries) == 3
     assert Notification.objects.count() == 3
@@ -191,7 +179,7 @@ def test_a_poison_delivery_is_republished_to_the_dead_letter_queue_with_its_reas
         Producer(channel, exchange=consumer.topology.events).publish(
             b"not json", routing_key="message.created", message_id="poison-1", content_type="application/json"
         )
-    take_unacked(filesystem_broker, consumer.queue, expected=1, settle=consumer.on_messages)
+    take(filesystem_broker, consumer.queue, expected=1, settle=consumer.on_messages)
     consumer._dead_letters.close()
 
     dead = take_all(filesystem_broker, consumer.topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER), expected=1)
