@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from embedded import broker as embedded_broker
+from embedded import filesystem_transport as embedded_filesystem_transport
 from embedded import postgres as embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -233,11 +234,11 @@ CACHES = {
 # Unset: kombu's filesystem transport in EMBEDDED_BROKER_DIR, no server needed (embedded/broker.py
 # says why that transport). Any kombu URL works; the relay publishes with confirms on AMQP.
 BROKER_URL = os.environ.get("BROKER_URL") or embedded_broker.URL
-BROKER_TRANSPORT_OPTIONS = (
-    embedded_broker.transport_options(EMBEDDED_BROKER_DIR)
-    if BROKER_URL.partition("://")[0] == embedded_broker.SCHEME
-    else {}
-)
+BROKER_TRANSPORT_OPTIONS = {}
+if BROKER_URL.partition("://")[0] == embedded_broker.SCHEME:
+    BROKER_TRANSPORT_OPTIONS = embedded_broker.transport_options(EMBEDDED_BROKER_DIR)
+    # Files named in publish order: kombu's own names shuffle what one millisecond publishes.
+    embedded_filesystem_transport.register()
 # Prepended to every exchange and queue name; tests use it to get a private topology.
 BROKER_NAMESPACE = os.environ.get("BROKER_NAMESPACE", "")
 # Dotted path to the callable returning the broker topology the relay and consumers declare.

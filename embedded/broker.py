@@ -16,11 +16,10 @@ Why this transport, on the evidence of kombu 5.7 on our machine:
 - Its limits, which suit a development machine: a publish returns once the file is written
   (no confirms; no fsync); an unroutable publish is silently dropped, so the relay looks the
   bindings up first (`relay.local_publisher`); a delivery taken by a consumer that is killed
-  before it acks is lost (acks are settled in the consumer's memory); messages are read in
-  file-name order, a millisecond clock plus a random id, so two published in the same
-  millisecond may be read in either order (the consumer tolerates that: see README, Ordering);
-  queues know no delivery count, so a failing handler is retried without the quorum queue's
-  bound.
+  before it acks is lost (acks are settled in the consumer's memory); queues know no delivery
+  count, so a failing handler is retried without the quorum queue's bound.
+- kombu's file names shuffle what is published within one millisecond; ours keep publish order
+  (`embedded.filesystem_transport`, registered for `filesystem://` by the settings).
 """
 
 from __future__ import annotations

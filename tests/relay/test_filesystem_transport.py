@@ -12,6 +12,7 @@ import pytest
 from kombu import Connection, Consumer, Producer
 from kombu.transport.filesystem import Transport as FilesystemTransport
 
+from embedded import filesystem_transport
 from embedded.broker import transport_options
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
@@ -33,6 +34,7 @@ def filesystem_broker(settings, tmp_path):
     settings.BROKER_URL = "filesystem://"
     settings.BROKER_TRANSPORT_OPTIONS = transport_options(tmp_path / "broker")
     settings.BROKER_NAMESPACE = ""
+    filesystem_transport.register()
     # The transport remembers declared bindings per process, whatever the folder: a binding
     # an earlier test declared would keep this test's folder from getting its own.
     FilesystemTransport.global_state.clear()
@@ -100,6 +102,20 @@ def test_routed_events_are_confirmed_and_stored_in_order_with_their_properties(f
     assert first.content_type == "application/cloudevents+json"
     assert first.delivery_info["routing_key"] == "message.created"
     assert b'"type":"message.created"' in first.body
+
+
+def test_events_published_within_one_millisecond_are_delivered_in_publish_order(filesystem_broker):
+    # kombu's own filesystem transport names a message file by the millisecond plus a random
+    # id, so a batch published within one millisecond came back shuffled.
+    events = [event() for _ in range(200)]
+    publisher = LocalPublisher()
+
+    assert publisher.publish_batch(events).confirmed == [e.id for e in events]
+    publisher.close()
+
+    queue = build_topology().queue_for(NOTIFICATIONS_CONSUMER)
+    delivered = take_all(filesystem_broker, queue, expected=200)
+    assert [m.properties["message_id"] for m in delivered] == [str(e.event_id) for e in events]
 
 
 def test_an_event_no_queue_is_bound_for_is_reported_failed_and_not_stored(filesystem_broker):
