@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
 from outbox.broker import declare_topology, require_amqp
 from outbox.envelope import OutgoingEvent
 from relay.local_publisher import LocalPublisher
-from relay.publisher import ConfirmingPublisher
+from relay.publisher import BrokerUnavailable, ConfirmingPublisher
 from relay.publishers import build_publisher
 from relay.relay import Relay
 from tests.helpers import wait_until
@@ -116,6 +117,16 @@ def test_events_published_within_one_millisecond_are_delivered_in_publish_order(
     queue = build_topology().queue_for(NOTIFICATIONS_CONSUMER)
     delivered = take_all(filesystem_broker, queue, expected=200)
     assert [m.properties["message_id"] for m in delivered] == [str(e.event_id) for e in events]
+
+
+def test_a_transport_that_cannot_store_raises_broker_unavailable_and_confirms_nothing(filesystem_broker):
+    publisher = LocalPublisher()
+    publisher.connect()
+    shutil.rmtree(filesystem_broker["data_folder_out"])
+
+    with pytest.raises(BrokerUnavailable, match="publishing to filesystem://"):
+        publisher.publish_batch([event()])
+    assert not publisher.is_connected
 
 
 def test_an_event_no_queue_is_bound_for_is_reported_failed_and_not_stored(filesystem_broker):
