@@ -1,7 +1,8 @@
 """Settings for the messaging service, read once from the environment.
 
-Every knob is an environment variable with a default that suits this machine's local services
-(PostgreSQL and RabbitMQ on loopback). Code reads `django.conf.settings`, never `os.environ`.
+Every knob is an environment variable. With DATABASE_URL and BROKER_URL unset the service runs
+on a bare machine: an embedded PostgreSQL and a serverless kombu transport, both in a local folder
+(`embedded/`). Code reads `django.conf.settings`, never `os.environ`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from embedded import broker as embedded_broker
+from embedded import filesystem_transport as embedded_filesystem_transport
+from embedded import postgres as embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -133,6 +138,7 @@ INSTALLED_APPS = [
     "outbox",
     "relay",
     "messaging",
+    "embedded",
 ]
 
 MIDDLEWARE = [
@@ -168,7 +174,20 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+# Where the embedded backends keep their data when DATABASE_URL or BROKER_URL is unset.
+EMBEDDED_DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR") or BASE_DIR / "var").resolve()
+EMBEDDED_POSTGRES_DIR = EMBEDDED_DATA_DIR / "pgdata"
+EMBEDDED_BROKER_DIR = EMBEDDED_DATA_DIR / "broker"
+
+# The embedded backends are for a developer's machine: production names its services.
+for _name in ("DATABASE_URL", "BROKER_URL"):
+    if PRODUCTION and not os.environ.get(_name):
+        raise ImproperlyConfigured(f"{_name} must be set when ENVIRONMENT=production (unset means embedded)")
+
+# Unset: the embedded PostgreSQL, started here if it is not running yet (it then outlives this
+# process; `manage.py embedded_postgres stop` stops it). Its URL names a Unix socket.
+DATABASE_EMBEDDED = not os.environ.get("DATABASE_URL")
+DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_postgres.start(EMBEDDED_POSTGRES_DIR)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (the outbox relies on its triggers)")
@@ -230,7 +249,14 @@ CACHES = {
 
 # --- Broker and the event pipeline ----------------------------------------------------------
 
-BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# Unset: kombu's filesystem transport in EMBEDDED_BROKER_DIR, no server needed (embedded/broker.py
+# says why that transport). Any kombu URL works; the relay publishes with confirms on AMQP.
+BROKER_URL = os.environ.get("BROKER_URL") or embedded_broker.URL
+BROKER_TRANSPORT_OPTIONS = {}
+if BROKER_URL.partition("://")[0] == embedded_broker.SCHEME:
+    BROKER_TRANSPORT_OPTIONS = embedded_broker.transport_options(EMBEDDED_BROKER_DIR)
+    # Files named in publish order: kombu's own names shuffle what one millisecond publishes.
+    embedded_filesystem_transport.register()
 # Prepended to every exchange and queue name; tests use it to get a private topology.
 BROKER_NAMESPACE = os.environ.get("BROKER_NAMESPACE", "")
 # Dotted path to the callable returning the broker topology the relay and consumers declare.
@@ -346,6 +372,8 @@ LOGGING = {
         # py-amqp and kombu log every frame at DEBUG; their warnings are enough.
         "amqp": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},
+        # pgserver logs every step of starting the embedded PostgreSQL at INFO.
+        "pgserver": {"level": "WARNING"},
         # With DEBUG on, Django logs every SQL statement with its parameters: message content.
         "django.db.backends": {"level": "INFO"},
     },

@@ -25,7 +25,7 @@ from django.db.models import Count, Q
 
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
-from outbox.broker import broker_connection, declare_topology, delete_topology
+from outbox.broker import broker_connection, declare_topology, delete_topology, require_amqp
 from outbox.faults.supervisor import Supervisor, current_database_url
 from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent
@@ -124,6 +124,8 @@ class ChaosRun:
     """One run of the scenario; `run()` returns the report."""
 
     def __init__(self, plan: ChaosPlan, *, progress: Progress | None = None, log_dir: Path | None = None) -> None:
+        # Its faults (broker cuts, kills between confirm and commit) exist only on RabbitMQ.
+        require_amqp("outbox_chaos")
         self.plan = plan
         self.progress = progress or (lambda phase, done, total: None)
         self.rng = random.Random(plan.seed)

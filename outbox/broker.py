@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from kombu import Connection, Exchange, Queue
+from kombu.transport import virtual
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,40 @@ def delete_topology(channel, topology: Topology) -> None:
 
 
 def broker_connection(url: str | None = None, **options) -> Connection:
-    """A kombu connection to `settings.BROKER_URL` (not yet connected)."""
+    """A kombu connection to `settings.BROKER_URL` (not yet connected).
+
+    The configured broker gets `settings.BROKER_TRANSPORT_OPTIONS` (where a serverless
+    transport keeps its queues) under any options the caller gives.
+    """
     options.setdefault("heartbeat", 30)
     options.setdefault("connect_timeout", 5)
+    if url is None or url == settings.BROKER_URL:
+        options["transport_options"] = {**settings.BROKER_TRANSPORT_OPTIONS, **options.get("transport_options", {})}
     return Connection(url or settings.BROKER_URL, **options)
 
 
+def is_virtual_transport(url: str | None = None) -> bool:
+    """True when the broker is one of kombu's virtual transports (no AMQP server behind it).
+
+    Those store a message when the publish returns and know no publisher confirms,
+    `mandatory` returns, quorum queues or broker-side dead-lettering.
+    """
+    return isinstance(broker_connection(url).transport, virtual.Transport)
+
+
+def require_amqp(what: str, url: str | None = None) -> None:
+    """Refuse to run `what` unless the broker is AMQP (RabbitMQ), with a clear error."""
+    if is_virtual_transport(url):
+        raise ImproperlyConfigured(
+            f"{what} needs RabbitMQ (an amqp:// BROKER_URL); the broker is {describe_broker(url)}"
+        )
+
+
 def describe_broker(url: str | None = None) -> str:
-    """The broker URL with its password masked, for log lines."""
-    return broker_connection(url).as_uri(include_password=False)
+    """The broker URL with its password masked, for log lines; a virtual transport's folder too."""
+    connection = broker_connection(url)
+    folder = connection.transport_options.get("data_folder_in")
+    if folder:
+        # Not as_uri(): for a URL without a host it warns and makes up "localhost".
+        return f"{connection.transport.driver_type}:// (folder {folder})"
+    return connection.as_uri(include_password=False)

@@ -24,7 +24,14 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 from kombu import Consumer
 
-from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
+from outbox.broker import (
+    Topology,
+    broker_connection,
+    declare_topology,
+    describe_broker,
+    is_virtual_transport,
+    load_topology,
+)
 from outbox.dead_letters import DeadLetterPublisher
 from outbox.envelope import ReceivedEvent, decode_event
 from outbox.errors import InvalidEventPayload, MalformedEnvelope, UnknownEventType
@@ -102,6 +109,8 @@ class InboxConsumer:
         self._outages = OutageTracker(logger, f"consumer.{self.name}", max_backoff=self.max_backoff)
         self.heartbeat = Heartbeat(f"consumer.{self.name}")
         self.metrics = ConsumerMetrics(self.name)
+        # kombu's virtual transports settle only the delivery tag they are given, `multiple` or not.
+        self._acks_multiple = not is_virtual_transport(self.url)
         self._dead_letters = (
             DeadLetterPublisher(
                 url=self.url,
@@ -196,7 +205,11 @@ class InboxConsumer:
             if event.event_id not in new_ids:
                 logger.info("consumer.duplicate_absorbed consumer=%s message_id=%s", self.name, _message_id(message))
         # One ack for the whole batch; the poison in it is already settled.
-        checked[-1][0].ack(multiple=True)
+        if self._acks_multiple:
+            checked[-1][0].ack(multiple=True)
+        else:
+            for message, _ in checked:
+                message.ack()
 
     def on_message(self, message) -> None:
         """kombu callback: settle the delivery according to what handling it gave."""

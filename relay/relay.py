@@ -21,7 +21,8 @@ from outbox.heartbeats import Heartbeat
 from outbox.outages import OutageTracker
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
 from relay import metrics
-from relay.publisher import BrokerUnavailable, ConfirmingPublisher
+from relay.publisher import BrokerUnavailable
+from relay.publishers import Publisher, build_publisher
 from relay.wakeup import CommitListener, ListenerUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,14 +48,14 @@ class Relay:
     def __init__(
         self,
         *,
-        publisher: ConfirmingPublisher | None = None,
+        publisher: Publisher | None = None,
         listener: CommitListener | None = None,
         batch_size: int | None = None,
         poll_interval: float | None = None,
         max_backoff: float | None = None,
         using: str = DEFAULT_DB_ALIAS,
     ) -> None:
-        self.publisher = publisher or ConfirmingPublisher()
+        self.publisher = publisher or build_publisher()
         self.listener = listener or CommitListener(database=using)
         self.batch_size = batch_size or settings.RELAY_BATCH_SIZE
         self.poll_interval = poll_interval or settings.RELAY_POLL_INTERVAL_SECONDS

@@ -95,3 +95,12 @@ def test_development_still_starts_without_a_secret_key():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("unset", ["DATABASE_URL", "BROKER_URL"])
+def test_production_refuses_the_embedded_backends(unset, monkeypatch):
+    # Unset means the embedded PostgreSQL or the filesystem broker: never what production wants.
+    monkeypatch.delenv(unset, raising=False)
+    result = load_settings(ENVIRONMENT="production", SECRET_KEY=GOOD_KEY, DEBUG="false")
+    assert result.returncode != 0
+    assert f"{unset} must be set when ENVIRONMENT=production" in result.stderr

@@ -28,7 +28,7 @@ from messaging.benchmarks import raw
 from messaging.models import Message, Notification
 from messaging.signals import created_event_guard_ignored, message_event_receivers_disconnected
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
-from outbox.broker import broker_connection, declare_topology, delete_topology
+from outbox.broker import broker_connection, declare_topology, delete_topology, require_amqp
 from outbox.faults.supervisor import Supervisor, current_database_url
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.retention import delete_published_events_of
@@ -66,6 +66,8 @@ class PipelineBench:
     """One benchmark run; `run()` fills and returns the result."""
 
     def __init__(self, config: BenchConfig, *, progress: Progress | None = None) -> None:
+        # It measures RabbitMQ with confirms against raw py-amqp loops.
+        require_amqp("outbox_bench")
         self.config = config
         self.progress = progress or (lambda phase, done, total: None)
         self.namespace = f"bench-{uuid.uuid4().hex[:8]}."

@@ -7,8 +7,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
+
+from outbox.broker import require_amqp
 
 
 def current_database_url() -> str:
@@ -17,7 +20,9 @@ def current_database_url() -> str:
 
     params = connection.settings_dict
     password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    return f"postgres://{params['USER']}{password}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+    # A Unix socket folder (the embedded PostgreSQL's) is a host only when percent-encoded.
+    host = quote(params["HOST"], safe="") if params["HOST"].startswith("/") else params["HOST"]
+    return f"postgres://{params['USER']}{password}@{host}:{params['PORT']}/{params['NAME']}"
 
 
 class WorkerProcess:
@@ -74,6 +79,9 @@ class Supervisor:
     """Starts workers, kills one at random on request, and restarts any that died."""
 
     def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        # Kills and broker cuts prove RabbitMQ's guarantees (confirms, redelivery of unacked
+        # deliveries); a serverless transport has none of them to prove.
+        require_amqp("the fault supervisor", env.get("BROKER_URL") or settings.BROKER_URL)
         self.log_dir = log_dir
         self.env = env
         self.workers: list[WorkerProcess] = []

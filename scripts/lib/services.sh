@@ -3,9 +3,10 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv"
-# The defaults of config/settings.py: the machine's own PostgreSQL and RabbitMQ.
-DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
-DEFAULT_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
+# The machine's own PostgreSQL and RabbitMQ: what scripts/test uses when the URLs are unset.
+# (Unset, config/settings.py itself uses the embedded backends instead: see scripts/run.)
+LOCAL_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
+LOCAL_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -63,9 +64,10 @@ postgres_ready() {
     fi
 }
 
-# Start the machine's PostgreSQL when DATABASE_URL is unset or local and it is down.
+# Start the machine's PostgreSQL when DATABASE_URL points at it and it is down (unset: the
+# embedded PostgreSQL, which the settings start themselves).
 ensure_postgres() {
-    is_local_default "${DATABASE_URL:-$DEFAULT_DATABASE_URL}" 5432 || return 0
+    [ -n "${DATABASE_URL:-}" ] && is_local_default "$DATABASE_URL" 5432 || return 0
     postgres_ready && return 0
     command -v pg_ctlcluster >/dev/null \
         || die "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is missing; start it or set DATABASE_URL"
@@ -78,10 +80,11 @@ ensure_postgres() {
     wait_for "PostgreSQL on 127.0.0.1:5432" 60 postgres_ready
 }
 
-# Create the database DATABASE_URL names when it is local and missing (pytest makes its own).
+# Create the database DATABASE_URL names when it is local and missing (pytest makes its own;
+# the embedded PostgreSQL's database exists from its first start).
 ensure_database() {
-    local url="${DATABASE_URL:-$DEFAULT_DATABASE_URL}"
-    is_local_default "$url" 5432 || return 0
+    local url="${DATABASE_URL:-}"
+    [ -n "$url" ] && is_local_default "$url" 5432 || return 0
     OUTBOX_DATABASE_URL="$url" timeout 30 "$VENV/bin/python" - <<'PY' || die "could not create the database of DATABASE_URL"
 import os
 
@@ -101,9 +104,10 @@ PY
 
 rabbitmq_ready() { port_open 127.0.0.1 5672 && timeout 15 rabbitmqctl -q -t 10 await_startup; }
 
-# Start the machine's RabbitMQ when BROKER_URL is unset or local and it is down.
+# Start the machine's RabbitMQ when BROKER_URL points at it and it is down (unset: the
+# serverless filesystem transport).
 ensure_rabbitmq() {
-    is_local_default "${BROKER_URL:-$DEFAULT_BROKER_URL}" 5672 || return 0
+    [ -n "${BROKER_URL:-}" ] && is_local_default "$BROKER_URL" 5672 || return 0
     port_open 127.0.0.1 5672 && return 0
     command -v rabbitmq-server >/dev/null \
         || die "RabbitMQ is not running on 127.0.0.1:5672 and rabbitmq-server is missing; start it or set BROKER_URL"

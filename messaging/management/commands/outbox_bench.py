@@ -6,6 +6,7 @@ import json
 import platform
 from datetime import UTC, datetime
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -57,7 +58,11 @@ class Command(BaseCommand):
                 bar = bars[phase] = tqdm(total=total, desc=phase, file=self.stderr, leave=False)
             bar.update(done - bar.n)
 
-        result = PipelineBench(config, progress=progress).run()
+        try:
+            run = PipelineBench(config, progress=progress)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        result = run.run()
         for bar in bars.values():
             bar.close()
         figures = result.figures

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -65,7 +66,11 @@ class Command(BaseCommand):
                 bar = bars[phase] = tqdm(total=total, desc=phase, unit="msg", file=self.stderr)
             bar.update(done - bar.n)
 
-        report = ChaosRun(plan, progress=progress).run()
+        try:
+            run = ChaosRun(plan, progress=progress)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        report = run.run()
         for bar in bars.values():
             bar.close()
         for line in report.lines():

@@ -1,0 +1,137 @@
+"""Publishing a batch of events on a serverless kombu transport (the bare-machine default).
+
+A virtual transport stores a message when the publish call returns, so there are no confirms to
+wait for: an event is confirmed once `Producer.publish` returned. Nor are there `mandatory`
+returns: kombu drops a message no binding routes (or sends it to a catch-all queue). So each
+event's routing key is looked up in the exchange's binding table first, and one no queue is
+bound for is reported failed, as RabbitMQ's `basic.return` makes `ConfirmingPublisher` report it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from django.conf import settings
+from kombu import Producer
+from kombu.utils.json import dumps
+
+from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
+from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
+from relay.publisher import BrokerUnavailable, PublishOutcome
+
+logger = logging.getLogger(__name__)
+
+
+class LocalPublisher:
+    """Publishes event batches through kombu's Producer on a virtual transport; same contract as
+    `ConfirmingPublisher`."""
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        topology: Topology | None = None,
+        source: str | None = None,
+    ) -> None:
+        self._url = url or settings.BROKER_URL
+        self._topology = topology or load_topology()
+        self._source = source or settings.OUTBOX_EVENT_SOURCE
+        self._max_bytes = settings.OUTBOX_MAX_EVENT_BYTES
+        self._connection = None
+        self._channel = None
+        self._producer: Producer | None = None
+
+    @property
+    def broker(self) -> str:
+        return describe_broker(self._url)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._channel is not None
+
+    def connect(self) -> None:
+        """Open the connection and declare the topology, whose bindings route what we publish."""
+        if self._channel is not None:
+            return
+        connection = broker_connection(self._url)
+        try:
+            connection.connect()
+            channel = connection.channel()
+            declare_topology(channel, self._topology)
+        except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
+            connection.release()
+            raise BrokerUnavailable(f"cannot connect to {self.broker}: {type(exc).__name__}: {exc}") from exc
+        self._connection, self._channel = connection, channel
+        self._producer = Producer(channel, exchange=self._topology.events, auto_declare=False)
+
+    def close(self) -> None:
+        """Close the connection; the next batch reconnects."""
+        connection, self._connection, self._channel, self._producer = self._connection, None, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:
+                logger.debug("relay.broker_close_failed", exc_info=True)
+
+    def heartbeat(self) -> None:
+        """Nothing to keep alive: there is no server connection."""
+
+    def publish_batch(self, events: Sequence[OutgoingEvent]) -> PublishOutcome:
+        """Publish `events` in order; each one is stored (confirmed) when its publish returns.
+
+        Raises `BrokerUnavailable` when the transport fails mid-batch: the events published
+        before it are stored, but none of the batch is marked published (consumers dedupe).
+        """
+        self.connect()
+        outcome = PublishOutcome()
+        routable: dict[str, bool] = {}
+        try:
+            for event in events:
+                failure = self._refusal(event, routable)
+                if failure is None:
+                    failure = self._publish(event)
+                if failure is None:
+                    outcome.confirmed.append(event.id)
+                else:
+                    outcome.failed[event.id] = failure
+        except (*self._connection.connection_errors, *self._connection.channel_errors, OSError) as exc:
+            self.close()
+            raise BrokerUnavailable(f"publishing to {self.broker} failed: {type(exc).__name__}: {exc}") from exc
+        return outcome
+
+    def _refusal(self, event: OutgoingEvent, routable: dict[str, bool]) -> str | None:
+        # Checked before anything is written: a message file is never left half-written.
+        exchange = self._topology.events.name
+        if event.event_type not in routable:
+            routable[event.event_type] = bool(self._bound_queues(exchange, event.event_type))
+        if not routable[event.event_type]:
+            return f"unroutable: no queue is bound to exchange {exchange!r} for routing key {event.event_type!r}"
+        try:
+            dumps(event.headers)
+        except (TypeError, ValueError) as exc:
+            return f"event headers cannot be encoded for the transport: {type(exc).__name__}"
+        return None
+
+    def _bound_queues(self, exchange: str, routing_key: str) -> set[str]:
+        # The exchange's binding table as the transport routes with it (kept in a shared
+        # folder by the filesystem transport, so bindings other processes declared count too).
+        channel = self._channel
+        return set(channel.typeof(exchange).lookup(channel.get_table(exchange), exchange, routing_key, None))
+
+    def _publish(self, event: OutgoingEvent) -> str | None:
+        body = encode_event(event, source=self._source)
+        if len(body) > self._max_bytes:
+            return f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
+        properties = amqp_properties(event)
+        self._producer.publish(
+            body,
+            routing_key=event.event_type,
+            headers=properties.pop("application_headers"),
+            content_type=properties.pop("content_type"),
+            content_encoding=properties.pop("content_encoding"),
+            delivery_mode=properties.pop("delivery_mode"),
+            retry=False,
+            **properties,
+        )
+        return None

@@ -1,0 +1,38 @@
+"""Which publisher moves events to the configured broker: the one place that chooses.
+
+RabbitMQ gets `ConfirmingPublisher` (publisher confirms, `mandatory` returns); a serverless
+kombu transport gets `LocalPublisher` (stored when the publish returns, bindings looked up
+first). Both keep the same contract, `Publisher`, so the relay runs the same code on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from outbox.broker import is_virtual_transport
+from outbox.envelope import OutgoingEvent
+from relay.local_publisher import LocalPublisher
+from relay.publisher import ConfirmingPublisher, PublishOutcome
+
+
+class Publisher(Protocol):
+    """What the relay needs of a publisher."""
+
+    @property
+    def broker(self) -> str: ...
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def heartbeat(self) -> None: ...
+
+    def publish_batch(self, events: Sequence[OutgoingEvent]) -> PublishOutcome: ...
+
+
+def build_publisher(url: str | None = None) -> Publisher:
+    """The publisher for the broker at `url` (default `settings.BROKER_URL`)."""
+    if is_virtual_transport(url):
+        return LocalPublisher(url=url)
+    return ConfirmingPublisher(url=url)
