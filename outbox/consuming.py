@@ -98,8 +98,10 @@ class InboxConsumer:
         self.stats = ConsumerStats()
         self.max_deliveries = settings.CONSUMER_MAX_DELIVERIES
         self.retry_max_delay = settings.CONSUMER_RETRY_MAX_DELAY_SECONDS
-        self._outages = OutageTracker(logger, f"consumer.{self.name}", max_backoff=self.max_backoff)
         self.heartbeat = Heartbeat(f"consumer.{self.name}")
+        self._outages = OutageTracker(
+            logger, f"consumer.{self.name}", max_backoff=self.max_backoff, on_failure=self.heartbeat.record_error
+        )
         self._dead_letters = (
             DeadLetterPublisher(
                 url=self.url,
