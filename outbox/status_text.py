@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from outbox.status import OpsSnapshot, Rates
@@ -23,11 +24,13 @@ def duration(seconds: float) -> str:
 
 
 def sparkline(values: list[float]) -> str:
-    """One block character per value, scaled to the largest (the lowest block for zero)."""
+    """One block character per value, scaled to the largest; only zero gets the lowest block."""
     top = max(values, default=0)
     if top <= 0:
         return SPARK_LEVELS[0] * len(values)
-    return "".join(SPARK_LEVELS[min(len(SPARK_LEVELS) - 1, int(value / top * len(SPARK_LEVELS)))] for value in values)
+    highest = len(SPARK_LEVELS) - 1
+    # Rounded up, so that a little traffic never looks like none.
+    return "".join(SPARK_LEVELS[min(highest, math.ceil(value / top * highest))] for value in values)
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
