@@ -149,7 +149,9 @@
           `${worker.hostname} / ${worker.pid}`,
           when(worker.beat_at, now),
           element("td", worker.alive ? "alive" : "stalled", worker.alive ? "ok" : "bad"),
-          element("td", worker.last_error ? `${worker.last_error} (${when(worker.last_error_at, now)})` : "–", "error-text"),
+          worker.last_error
+            ? element("td", `${worker.last_error} (${when(worker.last_error_at, now)})`, "error-text")
+            : "–",
         ]),
       ),
       "No relay or consumer has a heartbeat.",
