@@ -27,6 +27,10 @@ class Migration(migrations.Migration):
         ),
         AddIndexConcurrently(
             model_name="outboxevent",
-            index=django.contrib.postgres.indexes.BrinIndex(fields=["published_at"], name="outbox_published_at_brin"),
+            index=django.contrib.postgres.indexes.BrinIndex(
+                condition=models.Q(("published_at__isnull", False)),
+                fields=["published_at"],
+                name="outbox_published_at_brin",
+            ),
         ),
     ]

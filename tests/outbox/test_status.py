@@ -7,12 +7,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from kombu import Producer
 
 from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent, WorkerHeartbeat
-from outbox.status import RECENT_DEAD_EVENTS, broker_status, ops_snapshot, rates, recent_dead_events, recent_errors
+from outbox.status import (
+    _BUCKET_COUNTS_SQL,
+    RECENT_DEAD_EVENTS,
+    broker_status,
+    ops_snapshot,
+    rates,
+    recent_dead_events,
+    recent_errors,
+)
 from tests.helpers import append_read_events, wait_until
 
 pytestmark = pytest.mark.django_db
@@ -155,3 +164,24 @@ def test_the_snapshot_is_plain_json(broker_namespace):
     assert data["workers"][0]["last_error"] == "RuntimeError: boom"
     assert {"published_per_second", "consumed_per_second", "bucket_seconds", "buckets"} <= set(data["rates"])
     assert datetime.fromisoformat(data["taken_at"])
+
+
+def test_counting_recent_publishes_reads_the_brin_index_not_every_published_row():
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        # A day of old published events, then the statistics a busy table would have.
+        cursor.execute(
+            f"INSERT INTO {table} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, "
+            "headers, occurred_at, published_at, attempts, last_error) "
+            "SELECT gen_random_uuid(), 'message', g::text, 'message.read', 1, '{}', '{}', "
+            "now() - interval '1 day', now() - interval '1 day' + g * interval '1 second', 1, '' "
+            "FROM generate_series(1, 50000) g"
+        )
+        cursor.execute(f"ANALYZE {table}")
+        sql = _BUCKET_COUNTS_SQL.format(table=table, column="published_at")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", {"size": 10, "since": timezone.now() - timedelta(minutes=10)})
+        document = cursor.fetchone()[0]
+    plan = document if isinstance(document, str) else json.dumps(document)
+
+    assert '"Index Name": "outbox_published_at_brin"' in plan
+    assert "Seq Scan" not in plan
