@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 5
 
 
-def staff_only(view):
+def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Anonymous users go to the admin login (and come back); signed-in non-staff get a 403."""
 
     @functools.wraps(view)
