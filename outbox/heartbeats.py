@@ -2,7 +2,8 @@
 
 A relay that dies releases its batch at once (its transaction dies with it). One that hangs holds
 its locks until PostgreSQL's idle-in-transaction timeout ends its session; meanwhile its silent
-heartbeat shows it, and every other worker logs it once.
+heartbeat shows it, and every other worker logs it once. A worker's last outage or unexpected
+error is kept on its heartbeat row too, for the ops dashboard (`outbox.status`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 class Heartbeat:
-    """Writes this worker's heartbeat at most every `interval` seconds and reports stalled peers."""
+    """Writes this worker's heartbeat at most every `interval` seconds and reports stalled peers;
+    an error recorded in between is written by the next beat."""
 
     def __init__(self, kind: str, *, interval: float | None = None, stall_after: float | None = None) -> None:
         self.kind = kind
