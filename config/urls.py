@@ -3,15 +3,16 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from outbox import views as operations
+from outbox import probe_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("messaging.api.urls")),
     # Probes and Prometheus, at the root where orchestrators and scrapers look for them.
-    path("healthz", operations.healthz, name="healthz"),
-    path("readyz", operations.readyz, name="readyz"),
-    path("metrics", operations.metrics, name="metrics"),
+    path("healthz", probe_views.healthz, name="healthz"),
+    path("readyz", probe_views.readyz, name="readyz"),
+    path("metrics", probe_views.metrics, name="metrics"),
+    path("ops/", include("outbox.urls")),
 ]
 
 # JSON under /api/ (an unknown path or a malformed id), Django's page elsewhere.

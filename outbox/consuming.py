@@ -106,8 +106,10 @@ class InboxConsumer:
         self.stats = ConsumerStats()
         self.max_deliveries = settings.CONSUMER_MAX_DELIVERIES
         self.retry_max_delay = settings.CONSUMER_RETRY_MAX_DELAY_SECONDS
-        self._outages = OutageTracker(logger, f"consumer.{self.name}", max_backoff=self.max_backoff)
         self.heartbeat = Heartbeat(f"consumer.{self.name}")
+        self._outages = OutageTracker(
+            logger, f"consumer.{self.name}", max_backoff=self.max_backoff, on_failure=self.heartbeat.record_error
+        )
         self.metrics = ConsumerMetrics(self.name)
         # kombu's virtual transports settle only the delivery tag they are given, `multiple` or not.
         self._acks_multiple = not is_virtual_transport(self.url)

@@ -2,17 +2,19 @@
 
 A relay that dies releases its batch at once (its transaction dies with it). One that hangs holds
 its locks until PostgreSQL's idle-in-transaction timeout ends its session; meanwhile its silent
-heartbeat shows it, and every other worker logs it once.
+heartbeat shows it, and every other worker logs it once. A worker's last outage or unexpected
+error is kept on its heartbeat row too, for the ops dashboard (`outbox.status`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
@@ -24,9 +26,27 @@ logger = logging.getLogger(__name__)
 
 GONE_AFTER_STALLS = 10
 
+# The length of WorkerHeartbeat.last_error.
+MAX_ERROR_LENGTH = 300
+# user:password@ in a URL (a broker or database URL in a connection error).
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for operators: the exception type and the first line of its message.
+
+    Only the first line: PostgreSQL puts the values of the offending row in the DETAIL lines
+    that follow, and those may be message content. Credentials in URLs are masked.
+    """
+    lines = str(exc).strip().splitlines()
+    message = _URL_CREDENTIALS.sub(r"\g<scheme>***@", lines[0].strip()) if lines else ""
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
 
 class Heartbeat:
-    """Writes this worker's heartbeat at most every `interval` seconds and reports stalled peers."""
+    """Writes this worker's heartbeat at most every `interval` seconds and reports stalled peers;
+    an error recorded in between is written by the next beat."""
 
     def __init__(self, kind: str, *, interval: float | None = None, stall_after: float | None = None) -> None:
         self.kind = kind
@@ -36,24 +56,38 @@ class Heartbeat:
         self._started_at = timezone.now()
         self._last_beat = 0.0
         self._reported_stalled: set[str] = set()
+        self._unwritten_error: tuple[str, datetime] | None = None
+
+    def record_error(self, exc: BaseException) -> None:
+        """Remember an outage or unexpected error; the next beat writes it, whatever the interval.
+
+        Nothing is written here: during a database outage there is nowhere to write it to.
+        """
+        self._unwritten_error = (describe_error(exc), timezone.now())
 
     def beat(self, *, using: str = DEFAULT_DB_ALIAS) -> bool:
-        """Record a sign of life if one is due; True when it wrote one."""
-        if time.monotonic() - self._last_beat < self.interval:
+        """Record a sign of life (and an error recorded since) if one is due; True when it wrote one."""
+        error = self._unwritten_error
+        if error is None and time.monotonic() - self._last_beat < self.interval:
             return False
         now = timezone.now()
+        fields = {"beat_at": now}
+        if error is not None:
+            fields.update(last_error=error[0], last_error_at=error[1])
         WorkerHeartbeat.objects.using(using).update_or_create(
             worker_id=self.worker_id,
-            defaults={"beat_at": now},
+            defaults=fields,
             create_defaults={
                 "kind": self.kind,
                 "hostname": socket.gethostname(),
                 "pid": os.getpid(),
                 "started_at": self._started_at,
-                "beat_at": now,
+                **fields,
             },
         )
         self._last_beat = time.monotonic()
+        if self._unwritten_error is error:
+            self._unwritten_error = None
         self._report_stalled_peers(now, using)
         return True
 

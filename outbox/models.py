@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 import pgtrigger
+from django.contrib.postgres.indexes import BrinIndex
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
@@ -70,6 +71,17 @@ class OutboxEvent(models.Model):
             models.Index(fields=["dead_at"], name="outbox_dead_idx", condition=models.Q(dead_at__isnull=False)),
             # The database guard on messages probes it at every commit.
             models.Index(fields=["aggregate_type", "aggregate_id", "id"], name="outbox_aggregate_idx"),
+            # The ops dashboard counts what was published in the last minutes (outbox.status);
+            # without an index that is a scan of every published row. A BRIN index fits: rows
+            # are published, and so written, in about the order the table grows, and it costs
+            # the write path next to nothing. Partial: an insert (unpublished) never touches it,
+            # and the relay's `published_at IS NULL` statements cannot use it, which misleading
+            # statistics made the planner do (tests/outbox/test_claim.py).
+            BrinIndex(
+                fields=["published_at"],
+                name="outbox_published_at_brin",
+                condition=models.Q(published_at__isnull=False),
+            ),
             # No other index: each one is paid on every message written (see the benchmark).
         ]
         triggers = [
@@ -158,6 +170,9 @@ class WorkerHeartbeat(models.Model):
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     beat_at = models.DateTimeField()
+    # The worker's last outage or unexpected error, one line (outbox.heartbeats.describe_error).
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["kind", "worker_id"]

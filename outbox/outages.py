@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 
 INITIAL_BACKOFF_SECONDS = 0.5
 
@@ -16,8 +17,17 @@ class OutageTracker:
     retrying in lockstep against a service that is coming back.
     """
 
-    def __init__(self, logger: logging.Logger, worker: str, *, max_backoff: float) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        worker: str,
+        *,
+        max_backoff: float,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self._logger = logger
+        # Told of every failure, e.g. the worker's heartbeat, which shows it on the ops dashboard.
+        self._on_failure = on_failure
         self._worker = worker
         self._max_backoff = max_backoff
         self._backoff = INITIAL_BACKOFF_SECONDS
@@ -31,6 +41,8 @@ class OutageTracker:
     def began(self, exc: BaseException) -> float:
         """Record a failure; return how long to wait before the next try."""
         kind = type(exc).__name__
+        if self._on_failure is not None:
+            self._on_failure(exc)
         if self._kind is None:
             self._logger.error("%s.outage kind=%s error=%s retrying_with_backoff=true", self._worker, kind, exc)
             self._kind, self._since = kind, time.monotonic()

@@ -78,6 +78,9 @@ class Worker:
     beat_at: datetime
     silent_seconds: float
     alive: bool
+    # Its last outage or unexpected error, if it had one.
+    last_error: str = ""
+    last_error_at: datetime | None = None
 
 
 def workers(*, now: datetime | None = None) -> list[Worker]:
@@ -94,6 +97,8 @@ def workers(*, now: datetime | None = None) -> list[Worker]:
             beat_at=beat.beat_at,
             silent_seconds=max(0.0, (now - beat.beat_at).total_seconds()),
             alive=now - beat.beat_at <= stall_after,
+            last_error=beat.last_error,
+            last_error_at=beat.last_error_at,
         )
         for beat in WorkerHeartbeat.objects.order_by("kind", "worker_id")
     ]

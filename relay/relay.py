@@ -63,8 +63,10 @@ class Relay:
         self.lock_timeout = settings.RELAY_LOCK_TIMEOUT_SECONDS
         self.using = using
         self._stop = threading.Event()
-        self._outages = OutageTracker(logger, "relay", max_backoff=self.max_backoff)
         self.heartbeat = Heartbeat("relay")
+        self._outages = OutageTracker(
+            logger, "relay", max_backoff=self.max_backoff, on_failure=self.heartbeat.record_error
+        )
 
     # --- one unit of work ---------------------------------------------------------------
 

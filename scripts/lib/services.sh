@@ -115,3 +115,17 @@ ensure_rabbitmq() {
     rabbitmq-server -detached || die "could not start RabbitMQ (see /var/log/rabbitmq/)"
     wait_for "RabbitMQ on 127.0.0.1:5672" 120 rabbitmq_ready
 }
+
+# Debian's chromium, which the ops dashboard's browser test drives through Playwright (Playwright
+# never downloads a browser of its own here). Installed with apt-get when missing and we are root.
+CHROMIUM=/usr/bin/chromium
+ensure_chromium() {
+    [ -x "$CHROMIUM" ] && return 0
+    command -v apt-get >/dev/null \
+        || die "$CHROMIUM is missing and apt-get is not available; install Debian's chromium package"
+    [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing; install it with: sudo apt-get install -y chromium"
+    say "installing chromium (for the ops dashboard's browser test)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+        || die "could not install chromium (try: apt-get update && apt-get install -y chromium)"
+    [ -x "$CHROMIUM" ] || die "chromium was installed but $CHROMIUM is not there"
+}
