@@ -144,6 +144,9 @@ def test_readers_see_the_whole_old_table_until_the_rebuild_commits(live):
 
 def waiting_for_a_table_lock() -> bool:
     with connection.cursor() as cursor:
+        # Asked inside the rebuild's transaction, which would otherwise see the activity as it
+        # was at its first look for the rest of the transaction.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND wait_event = 'relation'"
