@@ -13,8 +13,8 @@ import pytest
 from kombu import Connection, Consumer, Producer
 from kombu.transport.filesystem import Transport as FilesystemTransport
 
-from embedded import filesystem_transport
-from embedded.broker import transport_options
+from config.embedded import filesystem_transport
+from config.embedded.broker import transport_options
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
