@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from kombu import Connection, Consumer, Producer
 from kombu.transport.filesystem import Transport as FilesystemTransport
 
@@ -214,6 +215,42 @@ def test_a_poison_delivery_is_republished_to_the_dead_letter_queue_with_its_reas
     assert dead[0].headers["x-dead-letter-reason"].startswith("malformed envelope")
     assert dead[0].properties["message_id"] == "poison-1"
     assert list(Path(filesystem_broker["data_folder_in"]).glob(f"*.{consumer.queue.name}.msg")) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_to_a_consumers_queue_reaches_that_queue_only_on_the_filesystem_transport(
+    filesystem_broker, alice, bob, capsys
+):
+    for i in range(2):
+        Message.objects.create(sender=alice, receiver=bob, content=f"m{i}")
+    relay = Relay()
+    assert relay.drain().published == 2
+    relay.publisher.close()
+    topology = build_topology()
+    queue = topology.queue_for(NOTIFICATIONS_CONSUMER)
+    original = take_all(filesystem_broker, queue, expected=2)
+
+    call_command("outbox_replay", "--consumer", NOTIFICATIONS_CONSUMER)
+
+    assert "replayed 2 events" in capsys.readouterr().out
+    replayed = take_all(filesystem_broker, queue, expected=2)
+    assert [m.body for m in replayed] == [m.body for m in original]
+    assert [m.delivery_info["routing_key"] for m in replayed] == [queue.name] * 2
+    # Nothing else was stored: no second copy, no dead letter.
+    assert list(Path(filesystem_broker["data_folder_in"]).glob("*.msg")) == []
+
+
+def test_a_replay_to_a_queue_no_binding_names_fails_every_event_and_stores_none(filesystem_broker):
+    events = [event(), event("message.read")]
+    publisher = LocalPublisher()
+
+    outcome = publisher.publish_batch(events, to_queue="nobody-listens")
+    publisher.close()
+
+    assert outcome.confirmed == []
+    assert set(outcome.failed) == {e.id for e in events}
+    assert all(reason.startswith("unroutable: no queue 'nobody-listens'") for reason in outcome.failed.values())
+    assert list(Path(filesystem_broker["data_folder_in"]).glob("*.msg")) == []
 
 
 def test_amqp_only_tools_refuse_a_serverless_broker(filesystem_broker):
