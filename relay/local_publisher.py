@@ -6,7 +6,7 @@ returns: kombu drops a message no binding routes (or sends it to a catch-all que
 event's routing key is looked up in the exchange's binding table first, and one no queue is
 bound for is reported failed, as RabbitMQ's `basic.return` makes `ConfirmingPublisher` report it.
 The same goes for a replay to one queue through the default exchange: kombu writes to any queue
-name it is given, so a queue no binding table names is reported failed instead of written to.
+name it is given, so the queue is looked up first and a missing one reported failed.
 """
 
 from __future__ import annotations
@@ -121,14 +121,13 @@ class LocalPublisher:
 
     def _queue_refusal(self, queue: str) -> str | None:
         # Through the default exchange the transport writes to any queue name it is given, and a
-        # file no consumer reads is a silent drop. A virtual transport keeps no list of queues,
-        # so a queue counts as there when one of the topology's exchanges binds it: the ones we
-        # declared, and (the filesystem transport's tables being shared) other processes' ones.
-        topology = self._topology
-        exchanges = sorted(e.name for e in (topology.events, topology.dead_letter_exchange) if e is not None)
-        if any(binding.queue == queue for exchange in exchanges for binding in self._channel.get_table(exchange)):
-            return None
-        return f"unroutable: no queue {queue!r} is bound to any of the exchanges {exchanges}"
+        # file no consumer reads is a silent drop: ask first, as RabbitMQ's `mandatory` would.
+        # (The filesystem transport finds a queue when an exchange binds it; see its module.)
+        try:
+            self._channel.queue_declare(queue=queue, passive=True)
+        except self._connection.channel_errors:
+            return f"unroutable: no queue {queue!r} for the default exchange to deliver to"
+        return None
 
     @staticmethod
     def _encoding_refusal(event: OutgoingEvent) -> str | None:

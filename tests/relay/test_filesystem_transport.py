@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from kombu import Connection, Consumer, Producer
-from kombu.transport.filesystem import Transport as FilesystemTransport
 
-from config.embedded import filesystem_transport
-from config.embedded.broker import transport_options
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
@@ -28,20 +25,6 @@ from relay.relay import Relay
 from tests.helpers import wait_until
 
 _ids = iter(range(1, 1_000_000))
-
-
-@pytest.fixture
-def filesystem_broker(settings, tmp_path):
-    """The configured broker is a filesystem transport in this test's own folder."""
-    settings.BROKER_URL = "filesystem://"
-    settings.BROKER_TRANSPORT_OPTIONS = transport_options(tmp_path / "broker")
-    settings.BROKER_NAMESPACE = ""
-    filesystem_transport.register()
-    # The transport remembers declared bindings per process, whatever the folder: a binding
-    # an earlier test declared would keep this test's folder from getting its own.
-    FilesystemTransport.global_state.clear()
-    yield settings.BROKER_TRANSPORT_OPTIONS
-    FilesystemTransport.global_state.clear()
 
 
 def event(event_type: str = "message.created", **fields) -> OutgoingEvent:
