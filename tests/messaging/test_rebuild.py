@@ -144,6 +144,10 @@ def test_readers_see_the_whole_old_table_until_the_rebuild_commits(live):
 
 def waiting_for_a_table_lock() -> bool:
     with connection.cursor() as cursor:
+        # Asked from inside the rebuild's transaction, where PostgreSQL keeps the first snapshot of
+        # pg_stat_activity until the transaction ends: drop it, or a consumer that started waiting
+        # after the first look is never seen.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND wait_event = 'relation'"
