@@ -66,6 +66,15 @@ def take_all(options: dict, queue, expected: int) -> list:
     return take(options, queue, expected, settle=lambda messages: [message.ack() for message in messages])
 
 
+def relay_new_messages(sender, receiver, count: int) -> None:
+    """Write `count` messages and relay their events to the filesystem broker."""
+    for i in range(count):
+        Message.objects.create(sender=sender, receiver=receiver, content=f"m{i}")
+    relay = Relay()
+    assert relay.drain().published == count
+    relay.publisher.close()
+
+
 def test_build_publisher_chooses_by_the_brokers_transport(filesystem_broker):
     assert isinstance(build_publisher(), LocalPublisher)
     assert isinstance(build_publisher("amqp://guest:guest@127.0.0.1:5672//"), ConfirmingPublisher)
@@ -169,11 +178,7 @@ def test_a_settled_batch_is_acked_whole_so_nothing_returns_when_the_consumer_dis
     # kombu's virtual transports ignore `multiple` on an ack: acking only the batch's last
     # delivery would leave the others unacked, and the transport puts unacked deliveries back
     # on the queue when the channel closes.
-    for i in range(3):
-        Message.objects.create(sender=alice, receiver=bob, content=f"m{i}")
-    relay = Relay()
-    assert relay.drain().published == 3
-    relay.publisher.close()
+    relay_new_messages(alice, bob, 3)
     consumer = NotificationsConsumer()
     deliveries = take(filesystem_broker, consumer.queue, expected=3, settle=consumer.on_messages)
 
@@ -204,11 +209,7 @@ def test_a_poison_delivery_is_republished_to_the_dead_letter_queue_with_its_reas
 def test_a_replay_to_a_consumers_queue_reaches_that_queue_only_on_the_filesystem_transport(
     filesystem_broker, alice, bob, capsys
 ):
-    for i in range(2):
-        Message.objects.create(sender=alice, receiver=bob, content=f"m{i}")
-    relay = Relay()
-    assert relay.drain().published == 2
-    relay.publisher.close()
+    relay_new_messages(alice, bob, 2)
     topology = build_topology()
     queue = topology.queue_for(NOTIFICATIONS_CONSUMER)
     original = take_all(filesystem_broker, queue, expected=2)
