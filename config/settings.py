@@ -2,7 +2,7 @@
 
 Every knob is an environment variable. With DATABASE_URL and BROKER_URL unset the service runs
 on a bare machine: an embedded PostgreSQL and a serverless kombu transport, both in a local folder
-(`embedded/`). Code reads `django.conf.settings`, never `os.environ`.
+(`config/embedded/`). Code reads `django.conf.settings`, never `os.environ`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from embedded import broker as embedded_broker
-from embedded import filesystem_transport as embedded_filesystem_transport
-from embedded import postgres as embedded_postgres
+from config.embedded import broker as embedded_broker
+from config.embedded import filesystem_transport as embedded_filesystem_transport
+from config.embedded import postgres as embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -138,7 +138,6 @@ INSTALLED_APPS = [
     "outbox",
     "relay",
     "messaging",
-    "embedded",
 ]
 
 MIDDLEWARE = [
@@ -249,7 +248,7 @@ CACHES = {
 
 # --- Broker and the event pipeline ----------------------------------------------------------
 
-# Unset: kombu's filesystem transport in EMBEDDED_BROKER_DIR, no server needed (embedded/broker.py
+# Unset: kombu's filesystem transport in EMBEDDED_BROKER_DIR, no server needed (config/embedded/broker.py
 # says why that transport). Any kombu URL works; the relay publishes with confirms on AMQP.
 BROKER_URL = os.environ.get("BROKER_URL") or embedded_broker.URL
 BROKER_TRANSPORT_OPTIONS = {}

@@ -164,10 +164,16 @@ def _dead_letter_queue_depth(conn, consumer: str, name: str) -> DeadLetterQueue:
         _, depth, _ = channel.queue_declare(queue=name, passive=True)
     except conn.channel_errors as exc:
         # The broker closes the channel on a missing queue; the connection stays usable.
-        error = "not declared yet (no relay or consumer has started)" if isinstance(exc, NotFound) else None
+        error = "not declared yet (no relay or consumer has started)" if _is_missing_queue(exc) else None
         return DeadLetterQueue(consumer=consumer, queue=name, depth=None, error=error or describe_error(exc))
     channel.close()
     return DeadLetterQueue(consumer=consumer, queue=name, depth=depth)
+
+
+def _is_missing_queue(exc: BaseException) -> bool:
+    # RabbitMQ answers NOT_FOUND (py-amqp's NotFound); the filesystem transport raises a plain
+    # ChannelError with the same reply code, 404, as a string.
+    return isinstance(exc, NotFound) or str(getattr(exc, "reply_code", "")) == "404"
 
 
 # Counts per bucket of `column` since a moment; the caller names the table and the column.

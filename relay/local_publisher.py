@@ -5,6 +5,8 @@ wait for: an event is confirmed once `Producer.publish` returned. Nor are there 
 returns: kombu drops a message no binding routes (or sends it to a catch-all queue). So each
 event's routing key is looked up in the exchange's binding table first, and one no queue is
 bound for is reported failed, as RabbitMQ's `basic.return` makes `ConfirmingPublisher` report it.
+The same goes for a replay to one queue through the default exchange: kombu writes to any queue
+name it is given, so the queue is looked up first and a missing one reported failed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Sequence
 
 from django.conf import settings
-from kombu import Producer
+from kombu import Exchange, Producer
 from kombu.utils.json import dumps
 
 from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
@@ -21,6 +23,8 @@ from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
 from relay.publisher import BrokerUnavailable, PublishOutcome
 
 logger = logging.getLogger(__name__)
+
+_DEFAULT_EXCHANGE = Exchange("")
 
 
 class LocalPublisher:
@@ -77,20 +81,25 @@ class LocalPublisher:
     def heartbeat(self) -> None:
         """Nothing to keep alive: there is no server connection."""
 
-    def publish_batch(self, events: Sequence[OutgoingEvent]) -> PublishOutcome:
+    def publish_batch(self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None) -> PublishOutcome:
         """Publish `events` in order; each one is stored (confirmed) when its publish returns.
 
-        Raises `BrokerUnavailable` when the transport fails mid-batch: the events published
-        before it are stored, but none of the batch is marked published (consumers dedupe).
+        `to_queue` sends them to that one queue instead (through the default exchange): a replay
+        for one consumer; a queue no binding names fails every event. Raises `BrokerUnavailable`
+        when the transport fails mid-batch: the events published before it are stored, but none
+        of the batch is marked published (consumers dedupe).
         """
         self.connect()
         outcome = PublishOutcome()
         routable: dict[str, bool] = {}
         try:
+            # A replay to one queue is refused whole when that queue is not there.
+            queue_refusal = None if to_queue is None else self._queue_refusal(to_queue)
             for event in events:
-                failure = self._refusal(event, routable)
+                failure = self._routing_refusal(event, routable) if to_queue is None else queue_refusal
+                failure = failure or self._encoding_refusal(event)
                 if failure is None:
-                    failure = self._publish(event)
+                    failure = self._publish(event, to_queue)
                 if failure is None:
                     outcome.confirmed.append(event.id)
                 else:
@@ -100,13 +109,28 @@ class LocalPublisher:
             raise BrokerUnavailable(f"publishing to {self.broker} failed: {type(exc).__name__}: {exc}") from exc
         return outcome
 
-    def _refusal(self, event: OutgoingEvent, routable: dict[str, bool]) -> str | None:
-        # Checked before anything is written: a message file is never left half-written.
+    # The refusals are checked before anything is written: a message file is never left half-written.
+
+    def _routing_refusal(self, event: OutgoingEvent, routable: dict[str, bool]) -> str | None:
         exchange = self._topology.events.name
         if event.event_type not in routable:
             routable[event.event_type] = bool(self._bound_queues(exchange, event.event_type))
         if not routable[event.event_type]:
             return f"unroutable: no queue is bound to exchange {exchange!r} for routing key {event.event_type!r}"
+        return None
+
+    def _queue_refusal(self, queue: str) -> str | None:
+        # Through the default exchange the transport writes to any queue name it is given, and a
+        # file no consumer reads is a silent drop: ask first, as RabbitMQ's `mandatory` would.
+        # (The filesystem transport finds a queue when an exchange binds it; see its module.)
+        try:
+            self._channel.queue_declare(queue=queue, passive=True)
+        except self._connection.channel_errors:
+            return f"unroutable: no queue {queue!r} for the default exchange to deliver to"
+        return None
+
+    @staticmethod
+    def _encoding_refusal(event: OutgoingEvent) -> str | None:
         try:
             dumps(event.headers)
         except (TypeError, ValueError) as exc:
@@ -119,14 +143,17 @@ class LocalPublisher:
         channel = self._channel
         return set(channel.typeof(exchange).lookup(channel.get_table(exchange), exchange, routing_key, None))
 
-    def _publish(self, event: OutgoingEvent) -> str | None:
+    def _publish(self, event: OutgoingEvent, to_queue: str | None) -> str | None:
         body = encode_event(event, source=self._source)
         if len(body) > self._max_bytes:
             return f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
         properties = amqp_properties(event)
         self._producer.publish(
             body,
-            routing_key=event.event_type,
+            # The default exchange (its name is empty) routes by queue name. Passed as an
+            # Exchange: kombu reads an empty name as "the producer's own exchange".
+            exchange=_DEFAULT_EXCHANGE if to_queue is not None else None,
+            routing_key=to_queue or event.event_type,
             headers=properties.pop("application_headers"),
             content_type=properties.pop("content_type"),
             content_encoding=properties.pop("content_encoding"),

@@ -2,7 +2,8 @@
 
 RabbitMQ gets `ConfirmingPublisher` (publisher confirms, `mandatory` returns); a serverless
 kombu transport gets `LocalPublisher` (stored when the publish returns, bindings looked up
-first). Both keep the same contract, `Publisher`, so the relay runs the same code on either.
+first). Both keep the same contract, `Publisher`, so the relay and a replay (`outbox_replay`,
+the admin's replay action) run the same code on either.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from relay.publisher import ConfirmingPublisher, PublishOutcome
 
 
 class Publisher(Protocol):
-    """What the relay needs of a publisher."""
+    """What the relay and a replay need of a publisher."""
 
     @property
     def broker(self) -> str: ...
@@ -28,7 +29,10 @@ class Publisher(Protocol):
 
     def heartbeat(self) -> None: ...
 
-    def publish_batch(self, events: Sequence[OutgoingEvent]) -> PublishOutcome: ...
+    def publish_batch(self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None) -> PublishOutcome:
+        """Publish `events` in order; with `to_queue`, to that one queue through the default
+        exchange (a replay for one consumer), where an unknown queue fails every event."""
+        ...
 
 
 def build_publisher(url: str | None = None) -> Publisher:

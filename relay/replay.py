@@ -3,9 +3,10 @@
 It lives with the relay because it is the relay's job done again on request: the outbox only
 stores and describes events.
 
-Events go out exactly as the relay sent them (the same `OutgoingEvent` rows, the same
-`ConfirmingPublisher`, so the same CloudEvents id and bytes), in id order, read in keyset pages,
-with publisher confirms and `mandatory`. A replay never changes the event log.
+Events go out exactly as the relay sent them (the same `OutgoingEvent` rows, the same publisher
+from `build_publisher`, so the same CloudEvents id and bytes), in id order, read in keyset pages,
+with publisher confirms and `mandatory` on RabbitMQ (on the filesystem transport, stored when the
+publish returns, and the target looked up first). A replay never changes the event log.
 
 Consumers deduplicate on the event id: a replayed event whose inbox row exists is absorbed as a
 duplicate. To make a consumer of this database apply the events again, replay to that consumer
@@ -30,7 +31,8 @@ from outbox.inbox import forget_inbox_entries
 from outbox.models import OutboxEvent
 from outbox.schemas import registered_schemas
 from outbox.services import OUTGOING_EVENT_COLUMNS, outgoing_event
-from relay.publisher import BrokerUnavailable, ConfirmingPublisher
+from relay.publisher import BrokerUnavailable
+from relay.publishers import Publisher, build_publisher
 
 Progress = Callable[[int], None]
 
@@ -189,7 +191,7 @@ def replay_events(
     plan: ReplayPlan,
     *,
     batch_size: int | None = None,
-    publisher: ConfirmingPublisher | None = None,
+    publisher: Publisher | None = None,
     on_progress: Progress | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> ReplayResult:
@@ -202,7 +204,7 @@ def replay_events(
     if batch_size < 1:
         raise InvalidReplay("the batch size must be at least 1")
     own_publisher = publisher is None
-    publisher = publisher or ConfirmingPublisher()
+    publisher = publisher or build_publisher()
     replayed = forgotten = 0
     confirmed_up_to = plan.selection.after_id
     try:

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from kombu.transport.filesystem import Transport as FilesystemTransport
 
+from config.embedded import broker as embedded_broker
+from config.embedded import filesystem_transport
 from messaging.topology import build_topology
 from outbox.broker import broker_connection, declare_topology, delete_topology
 from outbox.faults.supervisor import current_database_url
@@ -72,6 +75,21 @@ def broker_channel():
     """A channel on the real broker, closed after the test."""
     with broker_connection() as conn:
         yield conn.channel()
+
+
+@pytest.fixture
+def filesystem_broker(settings, tmp_path):
+    """The configured broker is kombu's filesystem transport (the bare-machine default) in this
+    test's own folder; yields its transport options."""
+    settings.BROKER_URL = embedded_broker.URL
+    settings.BROKER_TRANSPORT_OPTIONS = embedded_broker.transport_options(tmp_path / "broker")
+    settings.BROKER_NAMESPACE = ""
+    filesystem_transport.register()
+    # The transport remembers declared bindings per process, whatever the folder: a binding
+    # an earlier test declared would keep this test's folder from getting its own.
+    FilesystemTransport.global_state.clear()
+    yield settings.BROKER_TRANSPORT_OPTIONS
+    FilesystemTransport.global_state.clear()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import psutil
 import psycopg
 import pytest
 
-from embedded import postgres
+from config.embedded import postgres
 from tests.conftest import ROOT
 from tests.helpers import wait_until
 
@@ -155,8 +155,10 @@ def test_a_message_reaches_its_notification_through_relay_and_consumer_on_the_em
     assert pending == (0,)
     for process in (relay, consumer):
         log = process.log_path.read_text(errors="replace")
-        # Each process says which backends it uses, and the message's content is in no log.
-        assert f"database=postgres://postgres@{data_dir / 'pgdata'}" in log
+        # Each process says which backends it uses (the outbox app's start-up line, as the
+        # README shows it), and the message's content is in no log.
+        database = f"database=postgres://postgres@{data_dir / 'pgdata'}"
+        assert f"logger=outbox.apps pid={process.pid} backends {database}" in log
         assert f"broker=filesystem:// (folder {data_dir / 'broker' / 'messages'})" in log
         assert content not in log
     assert "relay.started broker=filesystem://" in relay.log_path.read_text()

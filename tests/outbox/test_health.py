@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from datetime import timedelta
 
@@ -76,6 +77,23 @@ def test_readyz_names_the_broker_when_it_is_unreachable(client, closed_broker):
     assert body["checks"]["broker"]["ok"] is False
     assert body["checks"]["broker"]["error"]
     assert "hunter2-secret" not in response.content.decode()
+
+
+def test_readyz_is_ready_on_the_filesystem_broker_while_its_folders_are_usable(client, filesystem_broker):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["broker"] == {"ok": True}
+
+
+def test_readyz_names_the_filesystem_broker_when_its_queues_folder_is_gone(client, filesystem_broker):
+    shutil.rmtree(filesystem_broker["data_folder_in"])
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["broker"]
+    assert response.json()["checks"]["broker"] == {"ok": False, "error": "ConnectionError"}
 
 
 def test_readyz_names_the_database_when_it_is_unreachable(client, closed_database):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,8 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Producer
 
+from messaging.topology import build_topology
+from outbox.broker import broker_connection, declare_topology
 from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent, WorkerHeartbeat
 from outbox.status import (
@@ -136,6 +139,44 @@ def test_a_dead_letter_queue_not_declared_yet_is_reported_as_such(broker_namespa
     assert status.reachable
     assert status.dead_letter_queues[0].depth is None
     assert "not declared yet" in status.dead_letter_queues[0].error
+
+
+def test_on_the_filesystem_broker_a_dead_letter_queues_depth_is_its_message_files(filesystem_broker):
+    topology = build_topology()
+    with broker_connection() as conn:
+        channel = conn.channel()
+        declare_topology(channel, topology)
+        producer = Producer(channel, exchange=topology.dead_letter_exchange)
+        for _ in range(2):
+            producer.publish(b"{}", routing_key=topology.dead_letter_queue_for("notifications").routing_key)
+
+    status = broker_status()
+
+    assert status.reachable
+    assert status.url == f"filesystem:// (folder {filesystem_broker['data_folder_in']})"
+    assert [(q.queue, q.depth) for q in status.dead_letter_queues] == [
+        (topology.dead_letter_queue_for("notifications").name, 2)
+    ]
+
+
+def test_on_the_filesystem_broker_a_dead_letter_queue_not_declared_yet_is_reported_as_such(filesystem_broker):
+    # kombu's own transport finds any queue name, so this said "0 messages" for a queue no
+    # process had declared.
+    status = broker_status()
+
+    assert status.reachable
+    assert status.dead_letter_queues[0].depth is None
+    assert "not declared yet" in status.dead_letter_queues[0].error
+
+
+def test_on_the_filesystem_broker_a_missing_folder_is_reported_unreachable(filesystem_broker):
+    shutil.rmtree(filesystem_broker["data_folder_in"])
+
+    status = broker_status()
+
+    assert not status.reachable
+    assert status.error.startswith("ConnectionError: the broker folder")
+    assert status.dead_letter_queues == []
 
 
 def test_an_unreachable_broker_is_reported_and_the_rest_of_the_snapshot_still_read(settings):

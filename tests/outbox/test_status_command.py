@@ -78,6 +78,14 @@ def test_an_idle_outbox_says_so(broker_namespace):
     assert screen.rstrip().endswith("none"), "no recent errors"
 
 
+def test_the_screen_on_the_filesystem_broker_names_its_folder_and_the_queues_it_cannot_find(filesystem_broker):
+    screen = run()
+
+    assert f"Dead-letter queues (broker filesystem:// (folder {filesystem_broker['data_folder_in']}))" in screen
+    assert "not declared yet" in screen
+    assert "broker unreachable" not in screen
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(4.24, "4.2 s"), (42, "42 s"), (185, "3 min 5 s"), (7380, "2 h 3 min"), (3 * 86400 + 4 * 3600, "3 d 4 h")],

@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from kombu import Connection, Consumer, Producer
-from kombu.transport.filesystem import Transport as FilesystemTransport
 
-from embedded import filesystem_transport
-from embedded.broker import transport_options
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
@@ -27,20 +25,6 @@ from relay.relay import Relay
 from tests.helpers import wait_until
 
 _ids = iter(range(1, 1_000_000))
-
-
-@pytest.fixture
-def filesystem_broker(settings, tmp_path):
-    """The configured broker is a filesystem transport in this test's own folder."""
-    settings.BROKER_URL = "filesystem://"
-    settings.BROKER_TRANSPORT_OPTIONS = transport_options(tmp_path / "broker")
-    settings.BROKER_NAMESPACE = ""
-    filesystem_transport.register()
-    # The transport remembers declared bindings per process, whatever the folder: a binding
-    # an earlier test declared would keep this test's folder from getting its own.
-    FilesystemTransport.global_state.clear()
-    yield settings.BROKER_TRANSPORT_OPTIONS
-    FilesystemTransport.global_state.clear()
 
 
 def event(event_type: str = "message.created", **fields) -> OutgoingEvent:
@@ -80,6 +64,15 @@ def take(options: dict, queue, expected: int, settle) -> list:
 def take_all(options: dict, queue, expected: int) -> list:
     """The messages on `queue`, acked."""
     return take(options, queue, expected, settle=lambda messages: [message.ack() for message in messages])
+
+
+def relay_new_messages(sender, receiver, count: int) -> None:
+    """Write `count` messages and relay their events to the filesystem broker."""
+    for i in range(count):
+        Message.objects.create(sender=sender, receiver=receiver, content=f"m{i}")
+    relay = Relay()
+    assert relay.drain().published == count
+    relay.publisher.close()
 
 
 def test_build_publisher_chooses_by_the_brokers_transport(filesystem_broker):
@@ -185,11 +178,7 @@ def test_a_settled_batch_is_acked_whole_so_nothing_returns_when_the_consumer_dis
     # kombu's virtual transports ignore `multiple` on an ack: acking only the batch's last
     # delivery would leave the others unacked, and the transport puts unacked deliveries back
     # on the queue when the channel closes.
-    for i in range(3):
-        Message.objects.create(sender=alice, receiver=bob, content=f"m{i}")
-    relay = Relay()
-    assert relay.drain().published == 3
-    relay.publisher.close()
+    relay_new_messages(alice, bob, 3)
     consumer = NotificationsConsumer()
     deliveries = take(filesystem_broker, consumer.queue, expected=3, settle=consumer.on_messages)
 
@@ -214,6 +203,38 @@ def test_a_poison_delivery_is_republished_to_the_dead_letter_queue_with_its_reas
     assert dead[0].headers["x-dead-letter-reason"].startswith("malformed envelope")
     assert dead[0].properties["message_id"] == "poison-1"
     assert list(Path(filesystem_broker["data_folder_in"]).glob(f"*.{consumer.queue.name}.msg")) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_to_a_consumers_queue_reaches_that_queue_only_on_the_filesystem_transport(
+    filesystem_broker, alice, bob, capsys
+):
+    relay_new_messages(alice, bob, 2)
+    topology = build_topology()
+    queue = topology.queue_for(NOTIFICATIONS_CONSUMER)
+    original = take_all(filesystem_broker, queue, expected=2)
+
+    call_command("outbox_replay", "--consumer", NOTIFICATIONS_CONSUMER)
+
+    assert "replayed 2 events" in capsys.readouterr().out
+    replayed = take_all(filesystem_broker, queue, expected=2)
+    assert [m.body for m in replayed] == [m.body for m in original]
+    assert [m.delivery_info["routing_key"] for m in replayed] == [queue.name] * 2
+    # Nothing else was stored: no second copy, no dead letter.
+    assert list(Path(filesystem_broker["data_folder_in"]).glob("*.msg")) == []
+
+
+def test_a_replay_to_a_queue_no_binding_names_fails_every_event_and_stores_none(filesystem_broker):
+    events = [event(), event("message.read")]
+    publisher = LocalPublisher()
+
+    outcome = publisher.publish_batch(events, to_queue="nobody-listens")
+    publisher.close()
+
+    assert outcome.confirmed == []
+    assert set(outcome.failed) == {e.id for e in events}
+    assert all(reason.startswith("unroutable: no queue 'nobody-listens'") for reason in outcome.failed.values())
+    assert list(Path(filesystem_broker["data_folder_in"]).glob("*.msg")) == []
 
 
 def test_amqp_only_tools_refuse_a_serverless_broker(filesystem_broker):

@@ -1,7 +1,7 @@
 """`python manage.py embedded_postgres stop`: stop the embedded PostgreSQL of EMBEDDED_DATA_DIR.
 
 scripts/run calls it on exit: the web, relay and consumer processes share the server and none
-of them stops it (see embedded/postgres.py). There is no `start`: any command that loads the
+of them stops it (see config/embedded/postgres.py). There is no `start`: any command that loads the
 settings with DATABASE_URL unset starts it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from embedded import postgres
+from config.embedded import postgres
 
 
 class Command(BaseCommand):

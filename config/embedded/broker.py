@@ -19,7 +19,7 @@ Why this transport, on the evidence of kombu 5.7 on our machine:
   before it acks is lost (acks are settled in the consumer's memory); queues know no delivery
   count, so a failing handler is retried without the quorum queue's bound.
 - kombu's file names shuffle what is published within one millisecond; ours keep publish order
-  (`embedded.filesystem_transport`, registered for `filesystem://` by the settings).
+  (`config.embedded.filesystem_transport`, registered for `filesystem://` by the settings).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from embedded.backends import describe_database
+from config.embedded.backends import describe_database
 from outbox.broker import describe_broker
 
 
