@@ -9,7 +9,10 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 # The admin's and the API docs' static files, served by whitenoise from the web process.
-RUN python manage.py collectstatic --noinput
+# The URLs only have to be set, not reachable: unset, the settings would start the embedded
+# PostgreSQL inside the build.
+RUN DATABASE_URL=postgres://build@127.0.0.1:5432/build BROKER_URL=amqp://build@127.0.0.1:5672// \
+    python manage.py collectstatic --noinput
 
 RUN useradd --create-home app
 USER app

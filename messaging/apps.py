@@ -17,3 +17,11 @@ class MessagingConfig(AppConfig):
         from messaging.events import register_message_event_schemas
 
         register_message_event_schemas()
+
+        from config.embedded.backends import describe_backends
+
+        # Every process (web, relay, consumer, a command) says once which database and broker
+        # it uses: on a bare machine they are the embedded ones, and a process pointed elsewhere
+        # by a stray environment variable shows it at once. Here, not in the reusable outbox app,
+        # because the embedded backends are this project's configuration.
+        logger.info("backends %s", describe_backends())

@@ -14,45 +14,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from django.conf import settings
 from kombu import Exchange, Producer
 from kombu.utils.json import dumps
 
-from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
+from outbox.broker import Topology, broker_connection, declare_topology
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
-from relay.publisher import BrokerUnavailable, PublishOutcome
+from relay.publisher import BasePublisher, BrokerUnavailable, PublishOutcome
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_EXCHANGE = Exchange("")
 
 
-class LocalPublisher:
+class LocalPublisher(BasePublisher):
     """Publishes event batches through kombu's Producer on a virtual transport; same contract as
     `ConfirmingPublisher`."""
 
-    def __init__(
-        self,
-        *,
-        url: str | None = None,
-        topology: Topology | None = None,
-        source: str | None = None,
-    ) -> None:
-        self._url = url or settings.BROKER_URL
-        self._topology = topology or load_topology()
-        self._source = source or settings.OUTBOX_EVENT_SOURCE
-        self._max_bytes = settings.OUTBOX_MAX_EVENT_BYTES
-        self._connection = None
-        self._channel = None
+    def __init__(self, *, url: str | None = None, topology: Topology | None = None, source: str | None = None) -> None:
+        super().__init__(url=url, topology=topology, source=source)
         self._producer: Producer | None = None
-
-    @property
-    def broker(self) -> str:
-        return describe_broker(self._url)
-
-    @property
-    def is_connected(self) -> bool:
-        return self._channel is not None
 
     def connect(self) -> None:
         """Open the connection and declare the topology, whose bindings route what we publish."""
@@ -71,12 +51,8 @@ class LocalPublisher:
 
     def close(self) -> None:
         """Close the connection; the next batch reconnects."""
-        connection, self._connection, self._channel, self._producer = self._connection, None, None, None
-        if connection is not None:
-            try:
-                connection.release()
-            except Exception:
-                logger.debug("relay.broker_close_failed", exc_info=True)
+        self._producer = None
+        super().close()
 
     def heartbeat(self) -> None:
         """Nothing to keep alive: there is no server connection."""
@@ -145,8 +121,8 @@ class LocalPublisher:
 
     def _publish(self, event: OutgoingEvent, to_queue: str | None) -> str | None:
         body = encode_event(event, source=self._source)
-        if len(body) > self._max_bytes:
-            return f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
+        if refusal := self._size_refusal(body):
+            return refusal
         properties = amqp_properties(event)
         self._producer.publish(
             body,

@@ -41,7 +41,38 @@ class PublishOutcome:
     failed: dict[int, str] = field(default_factory=dict)
 
 
-class ConfirmingPublisher:
+class BasePublisher:
+    """What every publisher shares: where it publishes, what it refuses, its one connection."""
+
+    def __init__(self, *, url: str | None = None, topology: Topology | None = None, source: str | None = None) -> None:
+        self._url = url or settings.BROKER_URL
+        self._topology = topology or load_topology()
+        self._source = source or settings.OUTBOX_EVENT_SOURCE
+        self._max_bytes = settings.OUTBOX_MAX_EVENT_BYTES
+        self._connection = None
+        self._channel = None
+
+    @property
+    def broker(self) -> str:
+        return describe_broker(self._url)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._channel is not None
+
+    def close(self) -> None:
+        """Close the connection; the next batch reconnects."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            _close_quietly(connection)
+
+    def _size_refusal(self, body: bytes) -> str | None:
+        if len(body) > self._max_bytes:
+            return f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
+        return None
+
+
+class ConfirmingPublisher(BasePublisher):
     """Publishes event batches to the topology's exchange and waits for the broker's confirms."""
 
     def __init__(
@@ -52,26 +83,13 @@ class ConfirmingPublisher:
         confirm_timeout: float | None = None,
         source: str | None = None,
     ) -> None:
-        self._url = url or settings.BROKER_URL
-        self._topology = topology or load_topology()
+        super().__init__(url=url, topology=topology, source=source)
         self.confirm_timeout = confirm_timeout or settings.RELAY_CONFIRM_TIMEOUT_SECONDS
-        self._source = source or settings.OUTBOX_EVENT_SOURCE
-        self._max_bytes = settings.OUTBOX_MAX_EVENT_BYTES
-        self._connection = None
-        self._channel = None
         self._next_tag = 1
         # Per batch: delivery tag -> event id still awaiting the broker, and the verdicts.
         self._unsettled: dict[int, int] = {}
         self._nacked: set[int] = set()
         self._returned: dict[str, str] = {}
-
-    @property
-    def broker(self) -> str:
-        return describe_broker(self._url)
-
-    @property
-    def is_connected(self) -> bool:
-        return self._channel is not None
 
     def connect(self) -> None:
         """Open the connection and a confirm-mode channel, declaring the topology first."""
@@ -90,12 +108,6 @@ class ConfirmingPublisher:
         channel.events["basic_nack"].add(self._on_nack)
         channel.events["basic_return"].add(self._on_return)
         self._connection, self._channel, self._next_tag = connection, channel, 1
-
-    def close(self) -> None:
-        """Close the connection; the next batch reconnects."""
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None:
-            _close_quietly(connection)
 
     def heartbeat(self) -> None:
         """Keep an idle connection alive; call it from the wait loop."""
@@ -125,8 +137,8 @@ class ConfirmingPublisher:
         try:
             for event in events:
                 body = encode_event(event, source=self._source)
-                if len(body) > self._max_bytes:
-                    outcome.failed[event.id] = f"event is {len(body)} bytes, over the {self._max_bytes}-byte limit"
+                if refusal := self._size_refusal(body):
+                    outcome.failed[event.id] = refusal
                     continue
                 try:
                     message = EventMessage(body, amqp_properties(event))

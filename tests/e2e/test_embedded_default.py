@@ -158,7 +158,7 @@ def test_a_message_reaches_its_notification_through_relay_and_consumer_on_the_em
         # Each process says which backends it uses (the outbox app's start-up line, as the
         # README shows it), and the message's content is in no log.
         database = f"database=postgres://postgres@{data_dir / 'pgdata'}"
-        assert f"logger=outbox.apps pid={process.pid} backends {database}" in log
+        assert f"logger=messaging.apps pid={process.pid} backends {database}" in log
         assert f"broker=filesystem:// (folder {data_dir / 'broker' / 'messages'})" in log
         assert content not in log
     assert "relay.started broker=filesystem://" in relay.log_path.read_text()
