@@ -22,6 +22,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--backlog", type=int, default=100_000, help="pending events for the throughput runs")
         parser.add_argument("--write-messages", type=int, default=2000, help="messages per write-path run")
+        parser.add_argument(
+            "--write-rounds", type=int, default=3, help="write-path rounds, each with and without; medians are reported"
+        )
         parser.add_argument("--writers", type=int, default=4, help="concurrent writers in the second write run")
         parser.add_argument("--rates", default="200,1000", help="offered messages per second for latency")
         parser.add_argument("--latency-seconds", type=float, default=5.0, help="duration of each latency run")
@@ -35,7 +38,7 @@ class Command(BaseCommand):
             rates = tuple(int(rate) for rate in options["rates"].split(","))
         except ValueError:
             raise CommandError("--rates takes numbers separated by commas, e.g. 200,1000") from None
-        for name in ("backlog", "write_messages", "writers", "batch_size", "prefetch"):
+        for name in ("backlog", "write_messages", "write_rounds", "writers", "batch_size", "prefetch"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         if options["old_rows"] < 0 or options["latency_seconds"] <= 0 or not rates or min(rates) < 1:
@@ -43,6 +46,7 @@ class Command(BaseCommand):
         config = BenchConfig(
             backlog=options["backlog"],
             write_messages=options["write_messages"],
+            write_rounds=options["write_rounds"],
             writers=options["writers"],
             rates=rates,
             latency_seconds=options["latency_seconds"],
