@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from kombu import Exchange, Producer
 from kombu.utils.json import dumps
 
-from outbox.broker import Topology, broker_connection, declare_topology
+from outbox.broker import Topology
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
 from relay.publisher import BasePublisher, BrokerUnavailable, PublishOutcome
 
@@ -34,19 +34,8 @@ class LocalPublisher(BasePublisher):
         super().__init__(url=url, topology=topology, source=source)
         self._producer: Producer | None = None
 
-    def connect(self) -> None:
-        """Open the connection and declare the topology, whose bindings route what we publish."""
-        if self._channel is not None:
-            return
-        connection = broker_connection(self._url)
-        try:
-            connection.connect()
-            channel = connection.channel()
-            declare_topology(channel, self._topology)
-        except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
-            connection.release()
-            raise BrokerUnavailable(f"cannot connect to {self.broker}: {type(exc).__name__}: {exc}") from exc
-        self._connection, self._channel = connection, channel
+    def _prepare(self, channel) -> None:
+        # No confirm mode on a virtual transport: a publish is stored when it returns.
         self._producer = Producer(channel, exchange=self._topology.events, auto_declare=False)
 
     def close(self) -> None:

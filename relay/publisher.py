@@ -60,6 +60,24 @@ class BasePublisher:
     def is_connected(self) -> bool:
         return self._channel is not None
 
+    def connect(self) -> None:
+        """Open the connection and a channel ready to publish, declaring the topology first."""
+        if self._channel is not None:
+            return
+        connection = broker_connection(self._url)
+        try:
+            connection.connect()
+            channel = connection.channel()
+            declare_topology(channel, self._topology)
+            self._prepare(channel)
+        except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
+            _close_quietly(connection)
+            raise BrokerUnavailable(f"cannot connect to {self.broker}: {_describe(exc)}") from exc
+        self._connection, self._channel = connection, channel
+
+    def _prepare(self, channel) -> None:
+        """Make a freshly opened channel ready for this publisher's kind of publishing."""
+
     def close(self) -> None:
         """Close the connection; the next batch reconnects."""
         connection, self._connection, self._channel = self._connection, None, None
@@ -91,23 +109,13 @@ class ConfirmingPublisher(BasePublisher):
         self._nacked: set[int] = set()
         self._returned: dict[str, str] = {}
 
-    def connect(self) -> None:
-        """Open the connection and a confirm-mode channel, declaring the topology first."""
-        if self._channel is not None:
-            return
-        connection = broker_connection(self._url)
-        try:
-            connection.connect()
-            channel = connection.channel()
-            declare_topology(channel, self._topology)
-            channel.confirm_select()
-        except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
-            _close_quietly(connection)
-            raise BrokerUnavailable(f"cannot connect to {self.broker}: {_describe(exc)}") from exc
+    def _prepare(self, channel) -> None:
+        # Confirm mode, and the callbacks that collect the broker's verdicts on each publish.
+        channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
         channel.events["basic_return"].add(self._on_return)
-        self._connection, self._channel, self._next_tag = connection, channel, 1
+        self._next_tag = 1
 
     def heartbeat(self) -> None:
         """Keep an idle connection alive; call it from the wait loop."""

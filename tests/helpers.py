@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -128,3 +129,18 @@ def claim_held_by_another_relay(batch_size: int):
     finally:
         release.set()
         holder.join(10)
+
+
+def run_in_thread(worker) -> threading.Thread:
+    """Start `worker.run()` (a relay or a consumer) in a thread that closes its connections at the end."""
+    from django.db import connections
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    return runner

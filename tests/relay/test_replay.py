@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connections
 from django.utils import timezone
 from kombu import Exchange, Queue
 
@@ -21,7 +19,7 @@ from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent
 from relay.publisher import ConfirmingPublisher
 from relay.replay import ReplaySelection, ReplayStopped, plan_replay, replay_events
-from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_until
+from tests.helpers import get_messages, queue_depth, relay_pending_events, run_in_thread, wait_until
 
 
 def send(sender, receiver, count: int) -> list[Message]:
@@ -222,15 +220,7 @@ def test_a_broker_outage_stops_the_replay_saying_how_far_it_got(alice, bob, topo
 @contextlib.contextmanager
 def running_notifications_consumer():
     consumer = NotificationsConsumer(prefetch=50)
-
-    def run() -> None:
-        try:
-            consumer.run()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread = run_in_thread(consumer)
     try:
         yield consumer
     finally:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.db import connections
 
 from messaging.consumers import NotificationsConsumer
 from outbox.faults.tcp_proxy import TcpProxy
@@ -15,7 +13,7 @@ from outbox.models import WorkerHeartbeat
 from outbox.status import recent_errors
 from relay.publisher import ConfirmingPublisher
 from relay.relay import Relay
-from tests.helpers import wait_until
+from tests.helpers import run_in_thread, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,18 +27,6 @@ def broker_down():
     proxy.url = broker._replace(netloc=f"{broker.username}:{broker.password}@127.0.0.1:{proxy.port}").geturl()
     yield proxy
     proxy.cut()
-
-
-def run_in_thread(worker) -> threading.Thread:
-    def run() -> None:
-        try:
-            worker.run()
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=run)
-    runner.start()
-    return runner
 
 
 def error_on_heartbeat(worker_id: str) -> WorkerHeartbeat | None:
