@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from config.embedded import filesystem_transport
 from messaging.topology import build_topology
 from outbox.broker import broker_connection, declare_topology, delete_topology
 from outbox.faults.supervisor import current_database_url
+from tests.helpers import stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 _user_numbers = itertools.count(1)
@@ -126,12 +126,4 @@ def spawn_worker(worker_env, tmp_path):
         return process
 
     yield spawn
-    for process, _ in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process, _ in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes([process for process, _ in processes])

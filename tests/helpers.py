@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -144,3 +146,16 @@ def run_in_thread(worker) -> threading.Thread:
     runner = threading.Thread(target=run)
     runner.start()
     return runner
+
+
+def stop_processes(processes, *, timeout: float = 15.0) -> None:
+    """SIGTERM every process still running, then wait for each; one that outlives `timeout` is killed."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

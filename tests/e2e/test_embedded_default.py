@@ -8,7 +8,6 @@ the module and is stopped afterwards; no postgres process of it may outlive the 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,7 @@ import pytest
 
 from config.embedded import postgres
 from tests.conftest import ROOT
-from tests.helpers import wait_until
+from tests.helpers import stop_processes, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -85,15 +84,7 @@ def workers(migrated, tmp_path):
         return process
 
     yield spawn
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(processes)
 
 
 def _postgres_processes_of(pgdata) -> list[psutil.Process]:

@@ -15,7 +15,7 @@ import pytest
 from messaging import services
 from messaging.models import Message, Notification
 from tests.conftest import ROOT
-from tests.helpers import wait_until
+from tests.helpers import stop_processes, wait_until
 from tests.scraping import free_port, sample, scrape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -98,14 +98,7 @@ def gunicorn(worker_env, tmp_path):
         return port
 
     yield start
-    for process in started:
-        process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(started, timeout=20)
 
 
 def send_through_api(port: int, token: str, receiver: str) -> int:
