@@ -190,6 +190,8 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_postgres.start(EMBEDDE
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (the outbox relies on its triggers)")
+# Django's PostgreSQL backend, sending outbox appends with the next statement or the COMMIT.
+DATABASES["default"]["ENGINE"] = "outbox.backends.postgresql"
 # pgtrigger.ignore() does not work with server-side binding: keep Django's client-side default.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = False
 

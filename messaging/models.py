@@ -38,6 +38,7 @@ class MessageQuerySet(models.QuerySet):
             emit_many(
                 [message_created_event(message, usernames[message.sender_id]) for message in created],
                 using=self.db,
+                returning=False,
             )
         return created
 
@@ -50,7 +51,8 @@ class MessageQuerySet(models.QuerySet):
             if not flipped:
                 return 0
             self.model.objects.using(self.db).filter(pk__in=[pk for pk, _ in flipped])._update_unchecked(is_read=True)
-            emit_many([message_read_event(pk, receiver_id) for pk, receiver_id in flipped], using=self.db)
+            drafts = [message_read_event(pk, receiver_id) for pk, receiver_id in flipped]
+            emit_many(drafts, using=self.db, returning=False)
         return len(flipped)
 
     def mark_unread(self) -> int:

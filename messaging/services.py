@@ -88,12 +88,12 @@ def mark_messages_read(messages: QuerySet[Message]) -> int:
 
 def append_message_created(message: Message) -> None:
     """Append `message.created` for a message just inserted, in the open transaction."""
-    emit_many([message_created_event(message)])
+    emit_many([message_created_event(message)], returning=False)
 
 
 def append_message_read(message: Message) -> None:
     """Append `message.read` for a message whose is_read just flipped to true."""
-    emit_many([message_read_event(message.message_id, message.receiver_id)])
+    emit_many([message_read_event(message.message_id, message.receiver_id)], returning=False)
 
 
 # --- Notifications --------------------------------------------------------------------------

@@ -19,3 +19,7 @@ class InvalidEventPayload(OutboxError):
 
 class MalformedEnvelope(OutboxError):
     """A message on the wire is not a CloudEvents 1.0 JSON document this service understands."""
+
+
+class InvalidEvent(OutboxError):
+    """An event's own fields (not its payload) cannot be stored: an empty or too long aggregate."""

@@ -7,51 +7,27 @@ here because they are rules of the event table, not of any broker.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 
+from outbox import write_behind
 from outbox.envelope import OutgoingEvent
 from outbox.errors import NotInTransaction
+from outbox.event_rows import EventDraft, EventRow, event_rows, insert_sql, parameters
 from outbox.metrics import count_appended
 from outbox.models import OutboxEvent
-from outbox.schemas import latest_version, validate_event_data
+
+__all__ = ["EventDraft", "emit", "emit_many"]
+
+_TABLE = OutboxEvent._meta.db_table
 
 # last_error is for operators; keep it a line, not a stack dump.
 MAX_ERROR_LENGTH = 1000
-
-
-@dataclass(frozen=True)
-class EventDraft:
-    """An event about to be appended."""
-
-    aggregate_type: str
-    aggregate_id: Any
-    event_type: str
-    payload: Mapping[str, Any]
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    schema_version: int | None = None
-    occurred_at: datetime | None = None
-
-
-# One encoder for every append: json.dumps(cls=...) builds a new one per call.
-_ENCODER = DjangoJSONEncoder()
-
-
-def _to_json(value: Mapping[str, Any]) -> tuple[str, Any]:
-    # Store exactly what goes on the wire (UUIDs and datetimes as strings) and validate that.
-    if not value:
-        return "{}", {}
-    text = _ENCODER.encode(dict(value))
-    return text, json.loads(text)
 
 
 def require_transaction(using: str) -> None:
@@ -62,56 +38,52 @@ def require_transaction(using: str) -> None:
         )
 
 
-_TABLE = OutboxEvent._meta.db_table
+@overload
+def emit_many(
+    drafts: Iterable[EventDraft], *, using: str = ..., returning: Literal[True] = ...
+) -> list[OutboxEvent]: ...
+@overload
+def emit_many(drafts: Iterable[EventDraft], *, using: str = ..., returning: Literal[False]) -> None: ...
+def emit_many(
+    drafts: Iterable[EventDraft], *, using: str = DEFAULT_DB_ALIAS, returning: bool = True
+) -> list[OutboxEvent] | None:
+    """Append several events in one INSERT, inside the caller's open transaction.
 
-# One statement for all the drafts. A VALUES list is inserted in its order, so a transaction's
-# events of one aggregate get increasing ids, which is the publish order.
-_INSERT_HEAD = (
-    f"INSERT INTO {_TABLE} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, headers, "
-    "occurred_at, attempts, last_error) VALUES "
-)
-_INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, 0, '')"
-
-
-def emit_many(drafts: Iterable[EventDraft], *, using: str = DEFAULT_DB_ALIAS) -> list[OutboxEvent]:
-    """Append several events in one INSERT, inside the caller's open transaction."""
+    With `returning=False` nothing comes back, and on `outbox.backends.postgresql` the rows are
+    written behind: with the transaction's next statement or in its COMMIT's round trip
+    (`outbox.write_behind`). Either way they commit with the transaction or not at all.
+    """
     require_transaction(using)
-    now = timezone.now()
-    events: list[OutboxEvent] = []
-    params: list[Any] = []
-    appended: dict[str, int] = {}
-    for draft in drafts:
-        version = draft.schema_version or latest_version(draft.event_type)
-        payload_json, payload = _to_json(draft.payload)
-        validate_event_data(draft.event_type, version, payload)
-        headers_json, headers = _to_json(draft.headers)
-        event = OutboxEvent(
-            event_id=uuid.uuid4(),
-            aggregate_type=draft.aggregate_type,
-            aggregate_id=str(draft.aggregate_id),
-            event_type=draft.event_type,
-            schema_version=version,
-            payload=payload,
-            headers=headers,
-            occurred_at=draft.occurred_at or now,
-        )
-        events.append(event)
-        params += [event.event_id, event.aggregate_type, event.aggregate_id, event.event_type, version]
-        params += [payload_json, headers_json, event.occurred_at]
-        appended[draft.event_type] = appended.get(draft.event_type, 0) + 1
-    if not events:
-        return []
+    rows = event_rows(drafts)
+    if not rows:
+        return [] if returning else None
+    db = connections[using]
+    queue = write_behind.queue_of(db)
+    if not returning and queue is not None:
+        queue.extend(rows)
+        _count_on_commit(rows, using)
+        return None
     # A direct INSERT: through the ORM's bulk_create it cost as much again as the statement.
-    with connections[using].cursor() as cursor:
-        cursor.execute(_INSERT_HEAD + ", ".join([_INSERT_ROW] * len(events)) + " RETURNING id, event_id", params)
-        ids = {event_id: pk for pk, event_id in cursor.fetchall()}
-    # Counted once committed: a rolled-back append was never appended.
-    transaction.on_commit(lambda: count_appended(appended), using=using)
+    with db.cursor() as cursor:
+        cursor.execute(insert_sql(len(rows), returning="id, event_id" if returning else ""), parameters(rows))
+        ids = {event_id: pk for pk, event_id in cursor.fetchall()} if returning else {}
+    _count_on_commit(rows, using)
+    if not returning:
+        return None
+    events = [row.as_model() for row in rows]
     for event in events:
         event.id = ids[event.event_id]
         event._state.adding = False
         event._state.db = using
     return events
+
+
+def _count_on_commit(rows: list[EventRow], using: str) -> None:
+    # Counted once committed: a rolled-back append was never appended.
+    appended: dict[str, int] = {}
+    for row in rows:
+        appended[row.event_type] = appended.get(row.event_type, 0) + 1
+    transaction.on_commit(lambda: count_appended(appended), using=using)
 
 
 def emit(

@@ -1,0 +1,122 @@
+"""Drafts made into event rows: checked, encoded, and the one INSERT statement that writes them.
+
+Both ways of writing an append use it: at once, with the ids returned (`outbox.services`), and
+behind, with the transaction's next statement or its COMMIT (`outbox.write_behind`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from outbox.errors import InvalidEvent
+from outbox.models import OutboxEvent
+from outbox.schemas import latest_version, validate_event_data
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event about to be appended."""
+
+    aggregate_type: str
+    aggregate_id: Any
+    event_type: str
+    payload: Mapping[str, Any]
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    schema_version: int | None = None
+    occurred_at: datetime | None = None
+
+
+_TABLE = OutboxEvent._meta.db_table
+# What every append writes; payload and headers as JSON text, so the stored document is exactly
+# the one that was validated.
+COLUMNS = (
+    "event_id",
+    "aggregate_type",
+    "aggregate_id",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "payload",
+    "headers",
+)
+_INSERT_HEAD = f"INSERT INTO {_TABLE} ({', '.join(COLUMNS)}, attempts, last_error) VALUES "
+_INSERT_ROW = "(" + ", ".join(["%s"] * len(COLUMNS)) + ", 0, '')"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A checked draft: `values` in `COLUMNS` order; `payload` and `headers` as JSON decodes them."""
+
+    values: tuple[Any, ...]
+    payload: Any
+    headers: Any
+
+    @property
+    def event_type(self) -> str:
+        return self.values[COLUMNS.index("event_type")]
+
+    def as_model(self) -> OutboxEvent:
+        """The row as an unsaved model instance."""
+        fields = dict(zip(COLUMNS, self.values, strict=True))
+        return OutboxEvent(**fields | {"payload": self.payload, "headers": self.headers})
+
+
+# What the text columns hold (the model's max_length): longer is refused here, by name, rather
+# than by the database with a bare "value too long", possibly at COMMIT for a write-behind append.
+_LIMITS = {name: OutboxEvent._meta.get_field(name).max_length for name in ("aggregate_type", "aggregate_id")}
+
+# One encoder for every append: json.dumps(cls=...) builds a new one per call.
+_ENCODER = DjangoJSONEncoder()
+
+
+def insert_sql(count: int, *, returning: str = "") -> str:
+    """The INSERT of `count` rows, whose parameters are `parameters(rows)`; in the rows' order.
+
+    A VALUES list is inserted in its order, so a transaction's events of one aggregate get
+    increasing ids, which is the publish order.
+    """
+    sql = _INSERT_HEAD + ", ".join([_INSERT_ROW] * count)
+    return f"{sql} RETURNING {returning}" if returning else sql
+
+
+def parameters(rows: Iterable[EventRow]) -> list[Any]:
+    """The parameters of `insert_sql(len(rows))`."""
+    params: list[Any] = []
+    for row in rows:
+        params += row.values
+    return params
+
+
+def _to_json(value: Mapping[str, Any]) -> tuple[str, Any]:
+    # Store exactly what goes on the wire (UUIDs and datetimes as strings) and validate that.
+    if not value:
+        return "{}", {}
+    text = _ENCODER.encode(dict(value))
+    return text, json.loads(text)
+
+
+def event_rows(drafts: Iterable[EventDraft]) -> list[EventRow]:
+    """The drafts checked and encoded; raise `UnknownEventType`, `InvalidEventPayload` or `InvalidEvent`."""
+    now = timezone.now()
+    rows = []
+    for draft in drafts:
+        aggregate_id = str(draft.aggregate_id)
+        for name, value in (("aggregate_type", draft.aggregate_type), ("aggregate_id", aggregate_id)):
+            if not value or len(value) > _LIMITS[name]:
+                raise InvalidEvent(f"{draft.event_type} {name} must be 1 to {_LIMITS[name]} characters")
+        version = draft.schema_version or latest_version(draft.event_type)
+        payload_json, payload = _to_json(draft.payload)
+        validate_event_data(draft.event_type, version, payload)
+        headers_json, headers = _to_json(draft.headers)
+        values = (uuid.uuid4(), draft.aggregate_type, aggregate_id, draft.event_type, version)
+        values += (draft.occurred_at or now, payload_json, headers_json)
+        rows.append(EventRow(values=values, payload=payload, headers=headers))
+    return rows

@@ -1,0 +1,78 @@
+"""Appends written behind: their rows go to the server with the transaction's next statement.
+
+An append whose caller needs nothing back (no ids) does not need a round trip of its own, and on
+this machine that round trip was a quarter of a message's write (README, "Performance"). On a
+connection of `outbox.backends.postgresql`, `emit_many(..., returning=False)` queues its rows on
+the connection, and they are inserted:
+- in the same round trip as the COMMIT, as `INSERT …; COMMIT` in one query: the usual case, where
+  the append is the last thing a transaction does (`Message.save()` and its `post_save`);
+- before any other statement the connection runs, so the transaction reads its own events, and
+  an insert that fails, fails in the block that appended it: SAVEPOINT and RELEASE are statements
+  too, so a queued row never crosses a savepoint.
+A rollback, of the transaction or to a savepoint, drops the queue: every queued row was appended
+after the last statement, so inside what is being rolled back.
+
+The rows are checked before they are queued (`outbox.event_rows`); what only the database can
+refuse, it refuses at that statement or at COMMIT, like a deferred constraint.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from psycopg import ClientCursor
+from psycopg.pq import TransactionStatus
+
+if TYPE_CHECKING:
+    from outbox.event_rows import EventRow
+
+# The attribute, on a Django DatabaseWrapper, of its queue; only our backend sets it.
+QUEUE_ATTRIBUTE = "outbox_write_behind"
+
+
+def queue_of(db: Any) -> list[EventRow] | None:
+    """The write-behind queue of a Django connection; None when its backend does not write behind."""
+    return getattr(db, QUEUE_ATTRIBUTE, None)
+
+
+def flush(db: Any, *, then_commit: bool = False) -> None:
+    """Insert the rows queued on `db` (a Django connection), with a COMMIT in the same query if asked.
+
+    The queue is emptied whatever happens: on success the rows are written; on an error the
+    transaction is aborted (or ended, for a COMMIT), so they are gone with it.
+    """
+    queue = queue_of(db)
+    rows = list(queue or ())
+    if queue:
+        queue.clear()
+    if not rows:
+        if then_commit:
+            db.connection.commit()
+        return
+    # Imported here: Django loads this backend before the apps, and event_rows needs the models.
+    from outbox.event_rows import insert_sql, parameters
+
+    sql = insert_sql(len(rows))
+    # Client-side binding: several statements in one query need the simple query protocol.
+    with ClientCursor(db.connection) as cursor:
+        cursor.execute(f"{sql}; COMMIT" if then_commit else sql, parameters(rows))
+    if then_commit and db.connection.pgconn.transaction_status != TransactionStatus.IDLE:
+        # Cannot happen with PostgreSQL's COMMIT; commit as usual rather than leave it open.
+        db.connection.commit()
+
+
+def discard(db: Any) -> None:
+    """Drop the rows queued on `db`: the transaction or savepoint they belong to is rolled back."""
+    queue = queue_of(db)
+    if queue:
+        queue.clear()
+
+
+def flush_before_statement(execute, sql, params, many, context):
+    """A Django execute wrapper: the queued rows go first, in their own statement."""
+    db = context["connection"]
+    # A transaction Django already marked for rollback runs no statement: leave the rows be.
+    if getattr(db, QUEUE_ATTRIBUTE) and not db.needs_rollback:
+        with db.wrap_database_errors:
+            flush(db)
+    return execute(sql, params, many, context)

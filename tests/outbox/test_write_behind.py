@@ -1,0 +1,197 @@
+"""Appends written behind (`emit_many(..., returning=False)` on outbox.backends.postgresql).
+
+Their rows travel with the transaction's next statement or its COMMIT; what must hold is what
+holds for an append written at once: they commit with the transaction or not at all, the
+transaction reads them, and a savepoint rolled back takes its own appends and no others.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+
+import outbox
+from messaging.events import MESSAGE_READ
+from messaging.models import Message
+from outbox import write_behind
+from outbox.errors import InvalidEvent
+from outbox.models import NOTIFY_CHANNEL, OutboxEvent
+from outbox.services import EventDraft
+
+
+def draft(aggregate_id=None) -> EventDraft:
+    aggregate_id = aggregate_id or uuid.uuid4()
+    payload = {"message_id": str(aggregate_id), "receiver_id": 7, "read_at": "2026-01-01T00:00:00Z"}
+    return EventDraft(aggregate_type="message", aggregate_id=aggregate_id, event_type=MESSAGE_READ, payload=payload)
+
+
+def append_behind(*drafts: EventDraft) -> None:
+    assert outbox.emit_many(drafts, returning=False) is None
+
+
+def other_session() -> psycopg.Connection:
+    params = connection.get_connection_params()
+    return psycopg.connect(
+        dbname=params["dbname"], user=params["user"], host=params["host"], port=params["port"], autocommit=True
+    )
+
+
+def stored_aggregates() -> set[str]:
+    return set(OutboxEvent.objects.values_list("aggregate_id", flat=True))
+
+
+def test_the_project_database_writes_appends_behind():
+    assert settings.DATABASES["default"]["ENGINE"] == "outbox.backends.postgresql"
+    assert write_behind.queue_of(connection) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appends_written_behind_commit_with_the_commit_in_one_query():
+    first, second = draft(), draft()
+
+    with transaction.atomic():
+        append_behind(first, second)
+        assert len(write_behind.queue_of(connection)) == 2  # nothing sent yet
+        backend_pid = connection.connection.info.backend_pid
+
+    # The server's own record of that session's last query: the rows and the COMMIT together.
+    with other_session() as observer:
+        last_query = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [backend_pid]).fetchone()
+    assert last_query[0].startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
+    assert last_query[0].endswith("; COMMIT")
+    assert write_behind.queue_of(connection) == []
+    assert stored_aggregates() == {str(first.aggregate_id), str(second.aggregate_id)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_written_behind_wakes_the_relay_on_commit(alice, bob):
+    with other_session() as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        Message.objects.create(sender=alice, receiver=bob, content="hello")
+        received = list(listener.notifies(timeout=5, stop_after=1))
+
+    assert [notify.channel for notify in received] == [NOTIFY_CHANNEL]
+    assert OutboxEvent.objects.filter(event_type="message.created").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_written_behind_keep_their_order_of_append():
+    drafts = [draft() for _ in range(5)]
+
+    with transaction.atomic():
+        for each in drafts:
+            append_behind(each)
+
+    stored = list(OutboxEvent.objects.order_by("id").values_list("aggregate_id", flat=True))
+    assert stored == [str(each.aggregate_id) for each in drafts]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_reads_its_own_appends_written_behind():
+    appended = draft()
+
+    with transaction.atomic():
+        append_behind(appended)
+        seen = OutboxEvent.objects.filter(aggregate_id=str(appended.aggregate_id)).count()
+        assert write_behind.queue_of(connection) == []  # sent before the SELECT
+
+    assert seen == 1
+    assert OutboxEvent.objects.filter(aggregate_id=str(appended.aggregate_id)).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transaction_drops_its_appends_and_the_next_one_does_not_send_them():
+    dropped, kept = draft(), draft()
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        append_behind(dropped)
+        raise RuntimeError("the change failed")
+    with transaction.atomic():
+        append_behind(kept)
+
+    assert stored_aggregates() == {str(kept.aggregate_id)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_savepoint_rolled_back_drops_its_own_appends_only():
+    outer, inner, after = draft(), draft(), draft()
+
+    with transaction.atomic():
+        append_behind(outer)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            append_behind(inner)
+            raise RuntimeError("the inner change failed")
+        append_behind(after)
+
+    assert stored_aggregates() == {str(outer.aggregate_id), str(after.aggregate_id)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_caught_in_a_savepoint_does_not_lose_the_outer_appends():
+    outer = draft()
+
+    with transaction.atomic():
+        append_behind(outer)
+        # Its SAVEPOINT is a statement: the outer row goes before it, outside the savepoint.
+        with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {OutboxEvent._meta.db_table} (id) VALUES (NULL)")
+
+    assert stored_aggregates() == {str(outer.aggregate_id)}
+
+
+@pytest.fixture
+def database_refuses_events():
+    """A trigger that refuses every event row: what only the database can refuse."""
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER test_refuse_event BEFORE INSERT ON {table} EXECUTE FUNCTION test_refuse_event()"
+        )
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER test_refuse_event ON {table}")
+        cursor.execute("DROP FUNCTION test_refuse_event()")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_append_the_database_refuses_fails_the_commit_and_nothing_commits(database_refuses_events, alice, bob):
+    with pytest.raises(IntegrityError, match="refused"):
+        Message.objects.create(sender=alice, receiver=bob, content="hello")
+
+    assert not Message.objects.exists()
+    assert OutboxEvent.objects.count() == 0
+    assert write_behind.queue_of(connection) == []
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+@pytest.mark.django_db
+def test_an_aggregate_id_too_long_to_store_is_refused_when_appended():
+    with pytest.raises(InvalidEvent, match="aggregate_id must be 1 to 100 characters"):
+        append_behind(draft(aggregate_id="x" * 101))
+
+    assert write_behind.queue_of(connection) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_another_postgresql_engine_an_append_returning_nothing_is_written_at_once(monkeypatch):
+    appended = draft()
+    # Django's own backend has no queue.
+    monkeypatch.setattr(connection, write_behind.QUEUE_ATTRIBUTE, None)
+
+    with transaction.atomic():
+        append_behind(appended)
+        with other_session() as observer:
+            backend_pid = connection.connection.info.backend_pid
+            row = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [backend_pid]).fetchone()
+
+    assert row[0].startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
+    assert not row[0].endswith("COMMIT")
+    assert stored_aggregates() == {str(appended.aggregate_id)}
