@@ -56,7 +56,7 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
     # Client-side binding: several statements in one query need the simple query protocol.
     with ClientCursor(db.connection) as cursor:
         cursor.execute(f"{sql}; COMMIT" if then_commit else sql, parameters(rows))
-    if then_commit and db.connection.pgconn.transaction_status != TransactionStatus.IDLE:
+    if then_commit and db.connection.info.transaction_status != TransactionStatus.IDLE:
         # Cannot happen with PostgreSQL's COMMIT; commit as usual rather than leave it open.
         db.connection.commit()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -41,8 +42,9 @@ FILLER_TYPE = "bench.filler"
 @dataclass(frozen=True)
 class BenchConfig:
     backlog: int = 100_000
-    write_messages: int = 2000
-    write_rounds: int = 3
+    # Five rounds of 3,000: with three of 2,000, back-to-back runs gave 1.25x and 1.55x (4 writers).
+    write_messages: int = 3000
+    write_rounds: int = 5
     writers: int = 4
     rates: tuple[int, ...] = (200, 1000)
     latency_seconds: float = 5.0
@@ -113,46 +115,85 @@ class PipelineBench:
 
     def measure_write_path(self) -> None:
         n = self.config.write_messages
-        for writers in (1, self.config.writers):
+        # Concurrent writers twice: as threads of this process, and as processes (as gunicorn's
+        # workers write). Threads share one interpreter lock, so with them the figure follows the
+        # Python each write costs; with processes it follows the whole machine's work per write.
+        runs = [("1_writers", 1, "threads"), (f"{self.config.writers}_writers", self.config.writers, "threads")]
+        runs.append((f"{self.config.writers}_processes", self.config.writers, "processes"))
+        for name, writers, parallel in runs:
             # Rounds alternate with and without the outbox, and each figure is the median of its
             # rounds: one pair of short runs swung between 1.36x and 1.7x on a VM whose disk
             # flushes vary, and a drift in between would land on one side only.
             rounds = [
-                (self._write_rate(n, writers, events=True), self._write_rate(n, writers, events=False))
+                (
+                    self._write_rate(n, writers, parallel, events=True),
+                    self._write_rate(n, writers, parallel, events=False),
+                )
                 for _ in range(self.config.write_rounds)
             ]
-            self.result.set(f"write.{writers}_writers.with_outbox_per_s", statistics.median(w for w, _ in rounds))
-            self.result.set(f"write.{writers}_writers.without_outbox_per_s", statistics.median(wo for _, wo in rounds))
-            self.result.set(f"write.{writers}_writers.cost_ratio", statistics.median(wo / w for w, wo in rounds))
+            self.result.set(f"write.{name}.with_outbox_per_s", statistics.median(w for w, _ in rounds))
+            self.result.set(f"write.{name}.without_outbox_per_s", statistics.median(wo for _, wo in rounds))
+            self.result.set(f"write.{name}.cost_ratio", statistics.median(wo / w for w, wo in rounds))
         self._discard_pending_bench_events()
 
-    def _write_rate(self, n: int, writers: int, *, events: bool) -> float:
+    def _write_rate(self, n: int, writers: int, parallel: str, *, events: bool) -> float:
         sender, receiver = self._users
         per_writer = n // writers
 
-        def write() -> None:
+        def write_messages() -> None:
+            guard = contextlib.nullcontext() if events else created_event_guard_ignored()
+            with guard:
+                for _ in range(per_writer):
+                    Message.objects.create(sender=sender, receiver=receiver, content="benchmark message")
+
+        receivers_off = message_event_receivers_disconnected() if not events else contextlib.nullcontext()
+        with receivers_off:
+            run = self._run_in_threads if parallel == "threads" else self._run_in_processes
+            elapsed = run(write_messages, writers)
+        self.progress(f"write path ({writers} {parallel})", 1, 1)
+        return per_writer * writers / elapsed
+
+    @staticmethod
+    def _run_in_threads(work: Callable[[], None], count: int) -> float:
+        def run() -> None:
             try:
-                if events:
-                    for _ in range(per_writer):
-                        Message.objects.create(sender=sender, receiver=receiver, content="benchmark message")
-                else:
-                    with created_event_guard_ignored():
-                        for _ in range(per_writer):
-                            Message.objects.create(sender=sender, receiver=receiver, content="benchmark message")
+                work()
             finally:
                 connections.close_all()
 
-        threads = [threading.Thread(target=write) for _ in range(writers)]
-        receivers_off = message_event_receivers_disconnected() if not events else contextlib.nullcontext()
-        with receivers_off:
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            elapsed = time.perf_counter() - started
-        self.progress(f"write path ({writers} writers)", 1, 1)
-        return per_writer * writers / elapsed
+        threads = [threading.Thread(target=run) for _ in range(count)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started
+
+    @staticmethod
+    def _run_in_processes(work: Callable[[], None], count: int) -> float:
+        context = multiprocessing.get_context("fork")
+        ready = context.Barrier(count + 1)
+
+        def run() -> None:
+            try:
+                ready.wait(timeout=60)
+                work()
+            finally:
+                connections.close_all()
+
+        # A forked child must open its own connection, never share this process's socket.
+        connections.close_all()
+        processes = [context.Process(target=run) for _ in range(count)]
+        for process in processes:
+            process.start()
+        ready.wait(timeout=60)  # the clock starts once every child is forked and set up
+        started = time.perf_counter()
+        for process in processes:
+            process.join()
+        elapsed = time.perf_counter() - started
+        if failed := [process.exitcode for process in processes if process.exitcode != 0]:
+            raise RuntimeError(f"write-path writer processes failed with exit codes {failed}")
+        return elapsed
 
     # --- 2 and 3. relay and consumer throughput -------------------------------------------
 
@@ -172,10 +213,12 @@ class PipelineBench:
     def _vacuum_event_table(self) -> None:
         # Each drain leaves a dead row version per event it published: by the flatness phase the
         # earlier phases have left hundreds of thousands, which autovacuum may or may not have
-        # cleared by then. Every relay phase starts from a vacuumed table, so that it measures
-        # the rows the table holds, not the order of the phases.
+        # cleared by then (this machine's server runs with autovacuum off). Every relay phase
+        # starts from a vacuumed table, so that it measures the rows the table holds, not the
+        # order of the phases. The messages too: the consumer joins them, and rows no vacuum has
+        # seen yet make their first readers set their hint bits.
         with connection.cursor() as cursor:
-            cursor.execute(f"VACUUM (ANALYZE) {OutboxEvent._meta.db_table}")
+            cursor.execute(f"VACUUM (ANALYZE) {OutboxEvent._meta.db_table}, {Message._meta.db_table}")
 
     def _make_backlog(self, n: int) -> None:
         sender, receiver = self._users

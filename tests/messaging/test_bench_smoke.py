@@ -15,6 +15,7 @@ EXPECTED = [
     "write.1_writers.without_outbox_per_s",
     "write.1_writers.cost_ratio",
     "write.2_writers.cost_ratio",
+    "write.2_processes.cost_ratio",
     "relay.1_relays.events_per_s",
     "relay.2_relays.events_per_s",
     "consumer.events_per_s",

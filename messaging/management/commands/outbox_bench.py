@@ -21,11 +21,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--backlog", type=int, default=100_000, help="pending events for the throughput runs")
-        parser.add_argument("--write-messages", type=int, default=2000, help="messages per write-path run")
         parser.add_argument(
-            "--write-rounds", type=int, default=3, help="write-path rounds, each with and without; medians are reported"
+            "--write-messages", type=int, default=BenchConfig.write_messages, help="messages per write-path run"
         )
-        parser.add_argument("--writers", type=int, default=4, help="concurrent writers in the second write run")
+        parser.add_argument(
+            "--write-rounds",
+            type=int,
+            default=BenchConfig.write_rounds,
+            help="write-path rounds, each with and without; medians are reported",
+        )
+        parser.add_argument(
+            "--writers", type=int, default=4, help="concurrent writers (threads, then processes) in later write runs"
+        )
         parser.add_argument("--rates", default="200,1000", help="offered messages per second for latency")
         parser.add_argument("--latency-seconds", type=float, default=5.0, help="duration of each latency run")
         parser.add_argument("--old-rows", type=int, default=1_000_000, help="published rows for flatness; 0 skips")
