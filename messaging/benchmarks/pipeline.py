@@ -46,6 +46,8 @@ class BenchConfig:
     write_messages: int = 3000
     write_rounds: int = 5
     writers: int = 4
+    # Our relay and consumer, then the raw loops, alternated this many times (see measure_against_limits).
+    limit_rounds: int = 2
     rates: tuple[int, ...] = (200, 1000)
     latency_seconds: float = 5.0
     old_rows: int = 1_000_000
@@ -98,9 +100,9 @@ class PipelineBench:
         self._users = [user_model.objects.create(username=f"{self.namespace}{name}") for name in ("a", "b")]
         try:
             self.measure_write_path()
-            self.measure_relay_and_consumer(relays=1, prefix="")
+            self.measure_against_limits()
             self.measure_relay_and_consumer(relays=2, prefix="")
-            self.measure_raw_limits()
+            self.measure_sink_consumer()
             self.measure_latency(prefix="")
             if self.config.old_rows:
                 self.add_old_rows()
@@ -197,18 +199,60 @@ class PipelineBench:
 
     # --- 2 and 3. relay and consumer throughput -------------------------------------------
 
+    def measure_against_limits(self) -> None:
+        """Relay and consumer throughput, and each against its raw loop, in alternating rounds.
+
+        Measured phases apart, a drift of this VM's speed landed on one side of the ratio: the
+        raw loops ran minutes after ours. Each round drains the same size of backlog from a
+        vacuumed table with ours, then with the raw loops; figures and ratios are medians.
+        """
+        rounds = []
+        for _ in range(self.config.limit_rounds):
+            relay, consumer = self._relay_and_consumer_rates(relays=1)
+            raw_relay, raw_consumer = self._raw_rates(raw.raw_consumer)
+            rounds.append((relay, consumer, raw_relay, raw_consumer))
+        for index, name in enumerate(
+            ("relay.1_relays", "consumer", "raw.relay", "raw.consumer"),
+        ):
+            self.result.set(f"{name}.events_per_s", statistics.median(r[index] for r in rounds))
+        self.result.set("relay_vs_limit", round(statistics.median(r[0] / r[2] for r in rounds), 3))
+        self.result.set("consumer_vs_limit", round(statistics.median(r[1] / r[3] for r in rounds), 3))
+
     def measure_relay_and_consumer(self, *, relays: int, prefix: str) -> None:
+        relay, consumer = self._relay_and_consumer_rates(relays=relays)
+        self.result.set(f"{prefix}relay.{relays}_relays.events_per_s", relay)
+        if consumer is not None:
+            self.result.set(f"{prefix}consumer.events_per_s", consumer)
+
+    def measure_sink_consumer(self) -> None:
+        _, sink = self._raw_rates(raw.raw_sink_consumer)
+        self.result.set("raw.sink_consumer.events_per_s", sink)
+
+    def _relay_and_consumer_rates(self, *, relays: int) -> tuple[float, float | None]:
+        """Events/s of our relays draining a fresh backlog, and of our consumer (one relay only)."""
         self._make_backlog(self.config.backlog)
         self._vacuum_event_table()
         timings = self._run_relays_once(relays)
         published = sum(t["published"] for t in timings)
         elapsed = max(t["finished"] for t in timings) - min(t["started"] for t in timings)
-        self.result.set(f"{prefix}relay.{relays}_relays.events_per_s", published / elapsed)
-        if relays == 1:
-            stats = self._drain_with_consumer()
-            self.result.set(f"{prefix}consumer.events_per_s", stats["settled"] / (stats["last_at"] - stats["first_at"]))
-        else:
+        if relays != 1:
             self._purge_queue()
+            return published / elapsed, None
+        stats = self._drain_with_consumer()
+        return published / elapsed, stats["settled"] / (stats["last_at"] - stats["first_at"])
+
+    def _raw_rates(self, consume) -> tuple[float, float]:
+        """Events/s of the raw relay draining a fresh backlog, and of `consume` taking it in."""
+        self._make_backlog(self.config.backlog)
+        self._vacuum_event_table()
+        dsn = current_database_url()
+        published, relay_seconds = raw.raw_relay(
+            dsn, settings.BROKER_URL, self.topology.events.name, self.config.batch_size
+        )
+        queue = self.topology.queue_for(NOTIFICATIONS_CONSUMER).name
+        settled, consume_seconds = consume(dsn, settings.BROKER_URL, queue, published, self.config.prefetch)
+        self.progress("raw limits", 1, 1)
+        return published / relay_seconds, settled / consume_seconds
 
     def _vacuum_event_table(self) -> None:
         # Each drain leaves a dead row version per event it published: by the flatness phase the
@@ -278,21 +322,6 @@ class PipelineBench:
 
     # --- 5. the raw limit -----------------------------------------------------------------
 
-    def measure_raw_limits(self) -> None:
-        dsn = current_database_url()
-        queue = self.topology.queue_for(NOTIFICATIONS_CONSUMER).name
-        consumers = (("raw.consumer", raw.raw_consumer), ("raw.sink_consumer", raw.raw_sink_consumer))
-        for name, consume in consumers:
-            self._make_backlog(self.config.backlog)
-            published, seconds = raw.raw_relay(
-                dsn, settings.BROKER_URL, self.topology.events.name, self.config.batch_size
-            )
-            if name == "raw.consumer":
-                self.result.set("raw.relay.events_per_s", published / seconds)
-            settled, seconds = consume(dsn, settings.BROKER_URL, queue, published, self.config.prefetch)
-            self.result.set(f"{name}.events_per_s", settled / seconds)
-        self.progress("raw limits", 1, 1)
-
     # --- 4. end-to-end latency ------------------------------------------------------------
 
     def measure_latency(self, *, prefix: str, rates: tuple[int, ...] | None = None) -> None:
@@ -351,8 +380,6 @@ class PipelineBench:
 
     def compute_ratios(self) -> None:
         f = self.result.figures
-        f["relay_vs_limit"] = round(f["relay.1_relays.events_per_s"] / f["raw.relay.events_per_s"], 3)
-        f["consumer_vs_limit"] = round(f["consumer.events_per_s"] / f["raw.consumer.events_per_s"], 3)
         if "old_rows.relay.1_relays.events_per_s" in f:
             f["old_rows.relay_change"] = round(
                 f["old_rows.relay.1_relays.events_per_s"] / f["relay.1_relays.events_per_s"] - 1, 3

@@ -33,6 +33,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--writers", type=int, default=4, help="concurrent writers (threads, then processes) in later write runs"
         )
+        parser.add_argument(
+            "--limit-rounds",
+            type=int,
+            default=BenchConfig.limit_rounds,
+            help="rounds of our relay and consumer alternated with the raw loops; medians are reported",
+        )
         parser.add_argument("--rates", default="200,1000", help="offered messages per second for latency")
         parser.add_argument("--latency-seconds", type=float, default=5.0, help="duration of each latency run")
         parser.add_argument("--old-rows", type=int, default=1_000_000, help="published rows for flatness; 0 skips")
@@ -45,7 +51,7 @@ class Command(BaseCommand):
             rates = tuple(int(rate) for rate in options["rates"].split(","))
         except ValueError:
             raise CommandError("--rates takes numbers separated by commas, e.g. 200,1000") from None
-        for name in ("backlog", "write_messages", "write_rounds", "writers", "batch_size", "prefetch"):
+        for name in ("backlog", "write_messages", "write_rounds", "writers", "limit_rounds", "batch_size", "prefetch"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         if options["old_rows"] < 0 or options["latency_seconds"] <= 0 or not rates or min(rates) < 1:
@@ -54,6 +60,7 @@ class Command(BaseCommand):
             backlog=options["backlog"],
             write_messages=options["write_messages"],
             write_rounds=options["write_rounds"],
+            limit_rounds=options["limit_rounds"],
             writers=options["writers"],
             rates=rates,
             latency_seconds=options["latency_seconds"],
