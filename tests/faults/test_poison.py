@@ -51,7 +51,8 @@ def test_poison_is_parked_or_dead_lettered_and_the_rest_flows(alice, bob, spawn_
     spawn_worker("relay", env=workers_env)
     spawn_worker("consume_notifications", env=workers_env)
     unpublishable = Message.objects.create(sender=alice, receiver=bob, content="x" * 10_000)
-    with broker_connection() as conn:
+    # Confirmed: publishes still in flight when a connection closes may never reach the queue.
+    with broker_connection(transport_options={"confirm_publish": True}) as conn:
         producer = Producer(conn.channel())
         for body, routing_key, _ in MALFORMED.values():
             producer.publish(body, exchange=topology.events, routing_key=routing_key, content_type="application/json")
