@@ -14,6 +14,10 @@ after the last statement, so inside what is being rolled back.
 
 The rows are checked before they are queued (`outbox.event_rows`); what only the database can
 refuse, it refuses at that statement or at COMMIT, like a deferred constraint.
+
+Limits: a statement run on the raw psycopg connection, past Django's cursor, does not send the
+queue first (it cannot read the queued rows), and other execute wrappers (`pgtrigger.ignore`)
+never see the rows' INSERT.
 """
 
 from __future__ import annotations
