@@ -58,18 +58,20 @@ def emit_many(
     if not rows:
         return [] if returning else None
     db = connections[using]
-    queue = write_behind.queue_of(db)
-    if not returning and queue is not None:
-        queue.extend(rows)
+    if not returning:
+        queue = write_behind.queue_of(db)
+        if queue is not None:
+            queue.extend(rows)
+        else:
+            with db.cursor() as cursor:
+                cursor.execute(insert_sql(len(rows)), parameters(rows))
         _count_on_commit(rows, using)
         return None
     # A direct INSERT: through the ORM's bulk_create it cost as much again as the statement.
     with db.cursor() as cursor:
-        cursor.execute(insert_sql(len(rows), returning="id, event_id" if returning else ""), parameters(rows))
-        ids = {event_id: pk for pk, event_id in cursor.fetchall()} if returning else {}
+        cursor.execute(insert_sql(len(rows), returning="id, event_id"), parameters(rows))
+        ids = {event_id: pk for pk, event_id in cursor.fetchall()}
     _count_on_commit(rows, using)
-    if not returning:
-        return None
     events = [row.as_model() for row in rows]
     for event in events:
         event.id = ids[event.event_id]

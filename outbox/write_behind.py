@@ -42,17 +42,13 @@ def queue_of(db: Any) -> list[EventRow] | None:
 def flush(db: Any, *, then_commit: bool = False) -> None:
     """Insert the rows queued on `db` (a Django connection), with a COMMIT in the same query if asked.
 
-    The queue is emptied whatever happens: on success the rows are written; on an error the
+    Its callers (the backend's commit, the execute wrapper) call it only with rows queued. The
+    queue is emptied whatever happens: on success the rows are written; on an error the
     transaction is aborted (or ended, for a COMMIT), so they are gone with it.
     """
     queue = queue_of(db)
-    rows = list(queue or ())
-    if queue:
-        queue.clear()
-    if not rows:
-        if then_commit:
-            db.connection.commit()
-        return
+    rows = list(queue)
+    queue.clear()
     # Imported here: Django loads this backend before the apps, and event_rows needs the models.
     from outbox.event_rows import insert_sql, parameters
 
@@ -76,7 +72,7 @@ def flush_before_statement(execute, sql, params, many, context):
     """A Django execute wrapper: the queued rows go first, in their own statement."""
     db = context["connection"]
     # A transaction Django already marked for rollback runs no statement: leave the rows be.
-    if getattr(db, QUEUE_ATTRIBUTE) and not db.needs_rollback:
+    if queue_of(db) and not db.needs_rollback:
         with db.wrap_database_errors:
             flush(db)
     return execute(sql, params, many, context)

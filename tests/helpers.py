@@ -56,6 +56,17 @@ def queue_depth(channel, queue) -> int:
     return count
 
 
+def other_database_session():
+    """A psycopg connection of its own (autocommit) to the test database: another client's view."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    return psycopg.connect(
+        dbname=params["dbname"], user=params["user"], host=params["host"], port=params["port"], autocommit=True
+    )
+
+
 def terminate_other_database_sessions() -> int:
     """Kill every other session on the test database, as a failover or an admin would."""
     from django.db import connection

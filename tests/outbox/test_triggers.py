@@ -12,6 +12,7 @@ from django.utils import timezone
 import outbox
 from messaging.events import MESSAGE_READ
 from outbox.models import NOTIFY_CHANNEL, OutboxEvent
+from tests.helpers import other_database_session
 
 
 def append_event() -> OutboxEvent:
@@ -73,10 +74,7 @@ def test_raw_sql_delete_is_refused_too():
 
 
 def _listen() -> psycopg.Connection:
-    params = connection.get_connection_params()
-    listener = psycopg.connect(
-        dbname=params["dbname"], user=params["user"], host=params["host"], port=params["port"], autocommit=True
-    )
+    listener = other_database_session()
     listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
     return listener
 

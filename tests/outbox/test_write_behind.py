@@ -21,6 +21,7 @@ from outbox import write_behind
 from outbox.errors import InvalidEvent
 from outbox.models import NOTIFY_CHANNEL, OutboxEvent
 from outbox.services import EventDraft
+from tests.helpers import other_database_session
 
 
 def draft(aggregate_id=None) -> EventDraft:
@@ -33,11 +34,10 @@ def append_behind(*drafts: EventDraft) -> None:
     assert outbox.emit_many(drafts, returning=False) is None
 
 
-def other_session() -> psycopg.Connection:
-    params = connection.get_connection_params()
-    return psycopg.connect(
-        dbname=params["dbname"], user=params["user"], host=params["host"], port=params["port"], autocommit=True
-    )
+def last_query_of(backend_pid: int) -> str:
+    """The server's own record of a session's last query, read from another session."""
+    with other_database_session() as observer:
+        return observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [backend_pid]).fetchone()[0]
 
 
 def stored_aggregates() -> set[str]:
@@ -59,17 +59,16 @@ def test_appends_written_behind_commit_with_the_commit_in_one_query():
         backend_pid = connection.connection.info.backend_pid
 
     # The server's own record of that session's last query: the rows and the COMMIT together.
-    with other_session() as observer:
-        last_query = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [backend_pid]).fetchone()
-    assert last_query[0].startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
-    assert last_query[0].endswith("; COMMIT")
+    last_query = last_query_of(backend_pid)
+    assert last_query.startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
+    assert last_query.endswith("; COMMIT")
     assert write_behind.queue_of(connection) == []
     assert stored_aggregates() == {str(first.aggregate_id), str(second.aggregate_id)}
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_message_written_behind_wakes_the_relay_on_commit(alice, bob):
-    with other_session() as listener:
+    with other_database_session() as listener:
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         Message.objects.create(sender=alice, receiver=bob, content="hello")
         received = list(listener.notifies(timeout=5, stop_after=1))
@@ -188,10 +187,8 @@ def test_on_another_postgresql_engine_an_append_returning_nothing_is_written_at_
 
     with transaction.atomic():
         append_behind(appended)
-        with other_session() as observer:
-            backend_pid = connection.connection.info.backend_pid
-            row = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [backend_pid]).fetchone()
+        last_query = last_query_of(connection.connection.info.backend_pid)
 
-    assert row[0].startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
-    assert not row[0].endswith("COMMIT")
+    assert last_query.startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
+    assert not last_query.endswith("COMMIT")
     assert stored_aggregates() == {str(appended.aggregate_id)}

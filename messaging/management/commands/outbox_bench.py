@@ -20,7 +20,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--backlog", type=int, default=100_000, help="pending events for the throughput runs")
+        parser.add_argument(
+            "--backlog", type=int, default=BenchConfig.backlog, help="pending events for the throughput runs"
+        )
         parser.add_argument(
             "--write-messages", type=int, default=BenchConfig.write_messages, help="messages per write-path run"
         )
@@ -31,7 +33,10 @@ class Command(BaseCommand):
             help="write-path rounds, each with and without; medians are reported",
         )
         parser.add_argument(
-            "--writers", type=int, default=4, help="concurrent writers (threads, then processes) in later write runs"
+            "--writers",
+            type=int,
+            default=BenchConfig.writers,
+            help="concurrent writers (threads, then processes) in later write runs",
         )
         parser.add_argument(
             "--limit-rounds",
@@ -39,11 +44,17 @@ class Command(BaseCommand):
             default=BenchConfig.limit_rounds,
             help="rounds of our relay and consumer alternated with the raw loops; medians are reported",
         )
-        parser.add_argument("--rates", default="200,1000", help="offered messages per second for latency")
-        parser.add_argument("--latency-seconds", type=float, default=5.0, help="duration of each latency run")
-        parser.add_argument("--old-rows", type=int, default=1_000_000, help="published rows for flatness; 0 skips")
-        parser.add_argument("--batch-size", type=int, default=500, help="relay batch size")
-        parser.add_argument("--prefetch", type=int, default=500, help="consumer prefetch")
+        parser.add_argument(
+            "--rates", default=",".join(map(str, BenchConfig.rates)), help="offered messages per second for latency"
+        )
+        parser.add_argument(
+            "--latency-seconds", type=float, default=BenchConfig.latency_seconds, help="duration of each latency run"
+        )
+        parser.add_argument(
+            "--old-rows", type=int, default=BenchConfig.old_rows, help="published rows for flatness; 0 skips"
+        )
+        parser.add_argument("--batch-size", type=int, default=BenchConfig.batch_size, help="relay batch size")
+        parser.add_argument("--prefetch", type=int, default=BenchConfig.prefetch, help="consumer prefetch")
         parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
 
     def handle(self, *args, **options) -> None:
