@@ -101,18 +101,28 @@ class Message(models.Model):
         ]
         triggers = [
             # Deferred to COMMIT so the event may be appended after the row within the transaction.
+            # The probe runs with sequential scans off, so it always goes through
+            # outbox_aggregate_idx: PL/pgSQL keeps a plan for the session, and one made while the
+            # outbox was nearly empty (a new deployment, a fresh connection after a vacuum) was a
+            # sequential scan, which then made every message's COMMIT read the whole outbox. The
+            # setting is put back at once, for whatever else this transaction still plans.
             pgtrigger.Trigger(
                 name="message_requires_created_event",
                 operation=pgtrigger.Insert,
                 when=pgtrigger.After,
                 timing=pgtrigger.Deferred,
+                declare=[("seqscan", "text")],
                 func=(
+                    "seqscan := current_setting('enable_seqscan'); "
+                    "PERFORM set_config('enable_seqscan', 'off', true); "
                     f"IF NOT EXISTS (SELECT 1 FROM {OutboxEvent._meta.db_table} "
                     f"WHERE aggregate_type = '{MESSAGE_AGGREGATE}' AND aggregate_id = NEW.message_id::text "
                     f"AND event_type = '{MESSAGE_CREATED}') THEN "
                     f"RAISE EXCEPTION 'message % was written without its {MESSAGE_CREATED} outbox event', "
                     "NEW.message_id USING ERRCODE = 'integrity_constraint_violation'; "
-                    "END IF; RETURN NULL;"
+                    "END IF; "
+                    "PERFORM set_config('enable_seqscan', seqscan, true); "
+                    "RETURN NULL;"
                 ),
             ),
         ]

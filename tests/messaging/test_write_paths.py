@@ -316,3 +316,29 @@ def test_emit_outside_a_transaction_raises_instead_of_committing_alone():
         )
 
     assert OutboxEvent.objects.count() == 0
+
+
+def _outbox_scans() -> tuple[int, int]:
+    # This transaction's own sequential and index scans of the event table, as counted so far.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = %s",
+            [OutboxEvent._meta.db_table],
+        )
+        return cursor.fetchone()
+
+
+def test_the_guard_probes_the_aggregate_index_even_when_the_outbox_looked_empty(alice, bob):
+    # Statistics of a (nearly) empty outbox, as on a new deployment: the guard's probe is planned
+    # afresh now, and PL/pgSQL keeps that plan for the session, whatever the table grows to.
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OutboxEvent._meta.db_table}")
+    with transaction.atomic():
+        Message.objects.create(sender=alice, receiver=bob, content="hello")
+        seq_before, idx_before = _outbox_scans()
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred guard runs now
+        seq_after, idx_after = _outbox_scans()
+
+    assert seq_after == seq_before, "the guard read the outbox sequentially"
+    assert idx_after > idx_before
