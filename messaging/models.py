@@ -17,6 +17,7 @@ from django.db import models, router, transaction
 from django.utils import timezone
 
 from messaging.events import MESSAGE_AGGREGATE, MESSAGE_CREATED, message_created_event, message_read_event
+from outbox.ids import time_ordered_uuid
 from outbox.models import OutboxEvent
 from outbox.services import emit_many
 
@@ -83,7 +84,8 @@ def _usernames(user_ids: set) -> dict:
 class Message(models.Model):
     """A message one user sent another."""
 
-    message_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Time-ordered: it keys this table and, as the aggregate id, the outbox's aggregate index.
+    message_id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_messages")
     receiver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="received_messages")
     content = models.TextField()

@@ -7,7 +7,6 @@ behind, with the transaction's next statement or its COMMIT (`outbox.write_behin
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from outbox.errors import InvalidEvent
+from outbox.ids import time_ordered_uuid
 from outbox.models import OutboxEvent
 from outbox.schemas import latest_version, validate_event_data
 
@@ -116,7 +116,7 @@ def event_rows(drafts: Iterable[EventDraft]) -> list[EventRow]:
         payload_json, payload = _to_json(draft.payload)
         validate_event_data(draft.event_type, version, payload)
         headers_json, headers = _to_json(draft.headers)
-        values = (uuid.uuid4(), draft.aggregate_type, aggregate_id, draft.event_type, version)
+        values = (time_ordered_uuid(), draft.aggregate_type, aggregate_id, draft.event_type, version)
         values += (draft.occurred_at or now, payload_json, headers_json)
         rows.append(EventRow(values=values, payload=payload, headers=headers))
     return rows

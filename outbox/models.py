@@ -6,13 +6,13 @@ insert); Python code in `outbox.services` gives the clear error before it gets t
 
 from __future__ import annotations
 
-import uuid
-
 import pgtrigger
 from django.contrib.postgres.indexes import BrinIndex
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+
+from outbox.ids import time_ordered_uuid
 
 # Channel of the NOTIFY sent when events are inserted; relays LISTEN on it. PostgreSQL delivers
 # it only when the inserting transaction commits, which is exactly when the relay may claim.
@@ -45,7 +45,7 @@ class OutboxEvent(models.Model):
     # The bigint primary key is the publish order.
     id = models.BigAutoField(primary_key=True)
     # What consumers deduplicate on; the CloudEvents `id`.
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event_id = models.UUIDField(default=time_ordered_uuid, unique=True, editable=False)
     aggregate_type = models.CharField(max_length=100)
     aggregate_id = models.CharField(max_length=100)
     event_type = models.CharField(max_length=100)

@@ -28,6 +28,13 @@ def test_a_new_message_has_a_uuid_key_a_timestamp_and_starts_unread(alice, bob):
     assert list(bob.received_messages.all()) == [message]
 
 
+def test_message_keys_are_time_ordered_so_new_rows_share_the_index_end(alice, bob):
+    messages = [Message.objects.create(sender=alice, receiver=bob, content="hi") for _ in range(20)]
+
+    assert {message.pk.version for message in messages} == {7}
+    assert [message.pk for message in messages] == sorted(message.pk for message in messages)
+
+
 def test_message_str_names_both_users_and_never_the_content(alice, bob):
     message = Message.objects.create(sender=alice, receiver=bob, content="the secret plan")
 

@@ -52,6 +52,21 @@ def test_emitted_event_ids_grow_in_write_order():
 
 
 @pytest.mark.django_db
+def test_event_ids_are_time_ordered_uuids_in_write_order():
+    # v7 ids land together at the end of the event-id index (outbox.ids says why that matters).
+    events = [
+        outbox.emit(
+            aggregate_type="message", aggregate_id=uuid.uuid4(), event_type=MESSAGE_READ, payload=read_payload()
+        )
+        for _ in range(20)
+    ]
+
+    stored = list(OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).order_by("pk"))
+    assert {event.event_id.version for event in stored} == {7}
+    assert [event.event_id for event in stored] == sorted(event.event_id for event in stored)
+
+
+@pytest.mark.django_db
 def test_emit_refuses_an_unknown_event_type():
     with pytest.raises(UnknownEventType, match=r"message\.deleted"):
         outbox.emit(aggregate_type="message", aggregate_id=1, event_type="message.deleted", payload={})
