@@ -106,3 +106,35 @@ def publish_frames(
     chunk = frame_max - 8  # a frame's own header and end take 8 bytes of frame_max
     frames.extend(_frame(_BODY_FRAME, channel_id, body[at : at + chunk]) for at in range(0, len(body), chunk))
     return b"".join(frames)
+
+
+class FrameWriter:
+    """Writes publish frames to a py-amqp connection's socket a few dozen events at a time.
+
+    In writes of about `piece_bytes`: RabbitMQ starts routing the first while the relay packs the
+    next. A single write per batch left each side idle while the other worked, and was not
+    reliably faster than a write per event. Frames go out in the order they were added, which is
+    the order of their delivery tags.
+    """
+
+    def __init__(self, connection: amqp.Connection, piece_bytes: int = 32 * 1024) -> None:
+        self._connection = connection
+        self._piece_bytes = piece_bytes
+        self._frames: list[bytes] = []
+        self._size = 0
+
+    def add(self, frames: bytes) -> None:
+        self._frames.append(frames)
+        self._size += len(frames)
+        if self._size >= self._piece_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is held; raises what the socket raises (OSError)."""
+        if not self._frames:
+            return
+        self._connection.transport.write(b"".join(self._frames))
+        # Counted as py-amqp counts its own writes: its heartbeat check reads this.
+        self._connection.bytes_sent += 1
+        self._frames.clear()
+        self._size = 0

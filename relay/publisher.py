@@ -20,18 +20,13 @@ from django.conf import settings
 
 from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
-from relay.messages import content_properties, publish_frames
+from relay.messages import FrameWriter, content_properties, publish_frames
 
 logger = logging.getLogger(__name__)
 
 
 # What py-amqp raises when a property or header value cannot be encoded.
 UNENCODABLE = (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxError)
-
-# A batch goes to the socket in writes of about this size, a few dozen events each: RabbitMQ
-# starts routing the first while the relay packs the next. A single write per batch left each
-# side idle while the other worked, and was not reliably faster than a write per event.
-WRITE_BYTES = 32 * 1024
 
 
 class BrokerUnavailable(Exception):
@@ -147,12 +142,10 @@ class ConfirmingPublisher(BasePublisher):
         tags: dict[int, OutgoingEvent] = {}
         exchange = self._topology.events.name if to_queue is None else ""
         outcome = PublishOutcome()
-        # The frames go to the socket a few dozen events at a time (relay.messages says why), in
-        # publish order, which is the order of the delivery tags.
-        channel_id, frame_max = self._channel.channel_id, self._channel.connection.frame_max
-        transport = self._channel.connection.transport
-        unwritten: list[bytes] = []
-        unwritten_bytes = 0
+        # Packed here, and written a few dozen events at a time (relay.messages says why).
+        amqp_connection = self._channel.connection
+        channel_id, frame_max = self._channel.channel_id, amqp_connection.frame_max
+        writer = FrameWriter(amqp_connection)
         try:
             for event in events:
                 body = encode_event(event, source=self._source)
@@ -165,26 +158,21 @@ class ConfirmingPublisher(BasePublisher):
                     # Encoded before anything is written: nothing of this event reached the wire.
                     outcome.failed[event.id] = f"event headers cannot be encoded for AMQP: {type(exc).__name__}"
                     continue
-                frames = publish_frames(
-                    channel_id=channel_id,
-                    frame_max=frame_max,
-                    exchange=exchange,
-                    routing_key=to_queue or event.event_type,
-                    mandatory=True,
-                    properties=properties,
-                    body=body,
+                writer.add(
+                    publish_frames(
+                        channel_id=channel_id,
+                        frame_max=frame_max,
+                        exchange=exchange,
+                        routing_key=to_queue or event.event_type,
+                        mandatory=True,
+                        properties=properties,
+                        body=body,
+                    )
                 )
-                unwritten.append(frames)
-                unwritten_bytes += len(frames)
                 tags[self._next_tag] = event
                 self._unsettled[self._next_tag] = event.id
                 self._next_tag += 1
-                if unwritten_bytes >= WRITE_BYTES:
-                    transport.write(b"".join(unwritten))
-                    unwritten.clear()
-                    unwritten_bytes = 0
-            if unwritten:
-                transport.write(b"".join(unwritten))
+            writer.flush()
             self._wait_for_confirms()
         except (*self._connection.connection_errors, *self._connection.channel_errors, OSError) as exc:
             self.close()

@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from outbox.envelope import OutgoingEvent, amqp_properties
-from relay.messages import content_properties, encode_properties, publish_frames
+from relay.messages import FrameWriter, content_properties, encode_properties, publish_frames
 
 # Header values py-amqp can put in a table.
 header_values = st.recursive(
@@ -123,3 +123,18 @@ def test_publish_frames_equal_what_py_amqp_writes_for_the_same_publish(
     )
 
     assert packed == b"".join(captured.written)
+
+
+def test_the_frame_writer_writes_whole_pieces_in_order_and_counts_them_as_sent():
+    captured = _Captured(frame_max=4096)
+    captured.transport = captured
+    writer = FrameWriter(captured, piece_bytes=100)
+
+    for frames in (b"a" * 60, b"b" * 60, b"c" * 60):
+        writer.add(frames)
+    assert captured.written == [b"a" * 60 + b"b" * 60]  # the piece was full after the second
+    writer.flush()
+    writer.flush()  # nothing left: no empty write
+
+    assert captured.written == [b"a" * 60 + b"b" * 60, b"c" * 60]
+    assert captured.bytes_sent == 2

@@ -56,6 +56,28 @@ def test_relay_batch_publishes_in_id_order_and_marks_published(alice, bob, topol
 
 
 @pytest.mark.django_db
+def test_a_batch_spanning_several_socket_writes_and_frames_arrives_whole_and_in_order(
+    alice, bob, topology, broker_channel
+):
+    # Thirty 9,000-character messages take several of the publisher's socket writes, and one of
+    # 300,000 characters (past the API's limit, written through the model) is more than one
+    # frame: its body goes in pieces of the broker's frame_max.
+    contents = [f"{i:02d} " + "x" * 9000 for i in range(30)]
+    contents[12] = "big " + "y" * 300_000
+    messages = [Message.objects.create(sender=alice, receiver=bob, content=content) for content in contents]
+    relay = Relay(batch_size=50)
+
+    result = relay.relay_batch()
+    relay.publisher.close()
+
+    assert (result.claimed, result.published, result.failed) == (30, 30, 0)
+    delivered = get_messages(broker_channel, topology.queue_for("notifications"), expected=30)
+    bodies = [json.loads(message.body) for message in delivered]
+    assert [body["data"]["content"] for body in bodies] == contents
+    assert [body["subject"] for body in bodies] == [str(message.pk) for message in messages]
+
+
+@pytest.mark.django_db
 def test_an_event_published_before_any_consumer_started_waits_in_the_queue(alice, bob, broker_namespace, settings):
     # No consumer and no fixture declared anything: the relay declares the queue itself.
     send(alice, bob, 1)
