@@ -52,8 +52,8 @@ class BenchConfig:
     # Our relay and consumer, then the raw loops, alternated this many times (see measure_against_limits).
     limit_rounds: int = 2
     rates: tuple[int, ...] = (200, 1000)
-    # 20 s: the p99 at 200/s is the 40th worst of 4,000. Over 5 s it was the 10th worst, and one
-    # stall of this VM (tens of ms, a few messages, about every 20 s) moved it by half.
+    # 20 s: the p99 at 200/s is the 40th worst of 4,000. Over 5 s it was the 10th worst of 1,000,
+    # and a single stall of this VM (one lasted 67 ms and delayed seven messages) could decide it.
     latency_seconds: float = 20.0
     old_rows: int = 1_000_000
     batch_size: int = 500
