@@ -9,10 +9,11 @@ goes through py-amqp's own encoder, so it accepts and refuses exactly the same v
 properties other than the usual one takes py-amqp's generic path. A test compares the bytes
 with py-amqp's for many events.
 
-The publish frames are packed here too (`publish_frames`), so that the relay writes a whole batch
-to the socket at once. py-amqp's `basic_publish` makes one socket write per message, and first
-polls the socket for a `connection.blocked` notice; the relay instead reads whatever the broker
-sent while it waits for the batch's confirms. Same bytes as py-amqp's frame writer (tested).
+The publish frames are packed here too (`publish_frames`), so that the relay writes a batch to
+the socket a few dozen events at a time (`FrameWriter`). py-amqp's `basic_publish` serializes
+each method through its generic encoder, makes one socket write per message, and first polls the
+socket for a `connection.blocked` notice; the relay instead reads whatever the broker sent while
+it waits for the batch's confirms. Same bytes as py-amqp's frame writer (tested).
 """
 
 from __future__ import annotations

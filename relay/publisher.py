@@ -25,7 +25,7 @@ from relay.messages import FrameWriter, content_properties, publish_frames
 logger = logging.getLogger(__name__)
 
 
-# What py-amqp raises when a property or header value cannot be encoded.
+# What py-amqp raises when a property, header or short string (over 255 bytes) cannot be encoded.
 UNENCODABLE = (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxError)
 
 
@@ -153,22 +153,20 @@ class ConfirmingPublisher(BasePublisher):
                     outcome.failed[event.id] = refusal
                     continue
                 try:
-                    properties = content_properties(amqp_properties(event))
-                except UNENCODABLE as exc:
-                    # Encoded before anything is written: nothing of this event reached the wire.
-                    outcome.failed[event.id] = f"event headers cannot be encoded for AMQP: {type(exc).__name__}"
-                    continue
-                writer.add(
-                    publish_frames(
+                    frames = publish_frames(
                         channel_id=channel_id,
                         frame_max=frame_max,
                         exchange=exchange,
                         routing_key=to_queue or event.event_type,
                         mandatory=True,
-                        properties=properties,
+                        properties=content_properties(amqp_properties(event)),
                         body=body,
                     )
-                )
+                except UNENCODABLE as exc:
+                    # Packed before anything is written: nothing of this event reached the wire.
+                    outcome.failed[event.id] = f"event headers or type cannot be encoded for AMQP: {type(exc).__name__}"
+                    continue
+                writer.add(frames)
                 tags[self._next_tag] = event
                 self._unsettled[self._next_tag] = event.id
                 self._next_tag += 1

@@ -230,3 +230,24 @@ def test_an_event_whose_headers_amqp_cannot_encode_fails_alone(alice, bob, topol
     assert event_of(fine).published_at is not None
     [delivered] = get_messages(broker_channel, topology.queue_for("notifications"), expected=1)
     assert json.loads(delivered.body)["subject"] == str(fine.pk)
+
+
+@pytest.mark.django_db
+def test_an_event_whose_type_is_too_long_for_a_routing_key_fails_alone(alice, bob, topology, monkeypatch):
+    # 90 characters fit the column, but as UTF-8 they are 270 bytes, past AMQP's 255 for a key.
+    from outbox.schemas import EventSchema, register_event_schema
+    from outbox.services import emit
+
+    long_type = "€" * 90
+    monkeypatch.setattr("outbox.schemas._registry", {**__import__("outbox.schemas").schemas._registry})
+    register_event_schema(EventSchema(event_type=long_type, version=1, schema={"type": "object"}))
+    with transaction.atomic():
+        bad = emit(aggregate_type="thing", aggregate_id="1", event_type=long_type, payload={})
+    fine = Message.objects.create(sender=alice, receiver=bob, content="fine")
+
+    relay_pending_events()
+
+    bad.refresh_from_db()
+    assert bad.published_at is None
+    assert "cannot be encoded for AMQP: error" in bad.last_error
+    assert event_of(fine).published_at is not None
