@@ -78,7 +78,8 @@ def content_properties(properties: dict[str, Any]) -> bytes:
 
 
 # basic.publish (class 60, method 40), and the frame types of a published message.
-_PUBLISH_METHOD = pack(">HHH", 60, 40, 0)  # the method's id, then its deprecated `ticket` field
+_BASIC_CLASS = 60
+_PUBLISH_METHOD = pack(">HHH", _BASIC_CLASS, 40, 0)  # the method's id, then its deprecated `ticket`
 _METHOD_FRAME, _HEADER_FRAME, _BODY_FRAME = 1, 2, 3
 _FRAME_END = b"\xce"
 
@@ -102,7 +103,7 @@ def publish_frames(
     method = _PUBLISH_METHOD + _shortstr(exchange) + _shortstr(routing_key) + pack("B", 1 if mandatory else 0)
     frames = [
         _frame(_METHOD_FRAME, channel_id, method),
-        _frame(_HEADER_FRAME, channel_id, pack(">HHQ", 60, 0, len(body)) + properties),
+        _frame(_HEADER_FRAME, channel_id, pack(">HHQ", _BASIC_CLASS, 0, len(body)) + properties),
     ]
     chunk = frame_max - 8  # a frame's own header and end take 8 bytes of frame_max
     frames.extend(_frame(_BODY_FRAME, channel_id, body[at : at + chunk]) for at in range(0, len(body), chunk))
