@@ -1,7 +1,8 @@
 """The outbox's tables: the append-only event log and the consumers' inbox.
 
-The database guards the rules that must never break (append-only events, a wake-up on every
-insert); Python code in `outbox.services` gives the clear error before it gets that far.
+The database guards the rules that must never break (append-only events, a wake-up for a
+sleeping relay on every insert); Python code in `outbox.services` gives the clear error before it
+gets that far.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from outbox import pg_triggers
 from outbox.ids import time_ordered_uuid
+from outbox.wake_gate import notify_trigger_sql
 
-# Channel of the NOTIFY sent when events are inserted; relays LISTEN on it. PostgreSQL delivers
-# it only when the inserting transaction commits, which is exactly when the relay may claim.
+# Channel of the NOTIFY sent when events are inserted while a relay sleeps; relays LISTEN on it.
+# PostgreSQL delivers it only when the inserting transaction commits, which is exactly when the
+# relay may claim.
 NOTIFY_CHANNEL = "outbox_event_inserted"
 
 # Columns that make up an event's content: once written, never changed.
@@ -85,7 +89,7 @@ class OutboxEvent(models.Model):
             # No other index: each one is paid on every message written (see the benchmark).
         ]
         triggers = [
-            pgtrigger.Trigger(
+            pg_triggers.Trigger(
                 name="outbox_events_append_only_content",
                 operation=pgtrigger.Update,
                 when=pgtrigger.Before,
@@ -96,7 +100,7 @@ class OutboxEvent(models.Model):
                     "RETURN NULL;"
                 ),
             ),
-            pgtrigger.Trigger(
+            pg_triggers.Trigger(
                 name="outbox_events_append_only_delete",
                 operation=pgtrigger.Delete,
                 when=pgtrigger.Before,
@@ -107,7 +111,7 @@ class OutboxEvent(models.Model):
                 ),
             ),
             # Even the retention path never removes an event that was not published yet.
-            pgtrigger.Trigger(
+            pg_triggers.Trigger(
                 name="outbox_events_keep_pending",
                 operation=pgtrigger.Delete,
                 when=pgtrigger.Before,
@@ -117,14 +121,15 @@ class OutboxEvent(models.Model):
                     "OLD.event_id USING ERRCODE = 'integrity_constraint_violation'; RETURN NULL;"
                 ),
             ),
-            # One NOTIFY per statement: PostgreSQL folds duplicates within a transaction anyway,
-            # and a relay only needs to know that something committed.
-            pgtrigger.Trigger(
+            # One NOTIFY per statement, and only while a relay sleeps (`outbox.wake_gate`):
+            # PostgreSQL folds duplicates within a transaction anyway, and a relay only needs to
+            # know that something committed.
+            pg_triggers.Trigger(
                 name="outbox_events_notify_relay",
                 operation=pgtrigger.Insert,
                 when=pgtrigger.After,
                 level=pgtrigger.Statement,
-                func=f"PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL;",
+                func=notify_trigger_sql(NOTIFY_CHANNEL),
             ),
         ]
 

@@ -142,7 +142,7 @@ class Relay:
         )
         while not self._stop.is_set():
             try:
-                # LISTEN before claiming, so an event committed after the claim still wakes us.
+                # LISTEN before claiming; a commit after the claim is caught by the wake gate.
                 self.listener.connect()
                 self.publisher.connect()
                 result = self.relay_batch()
@@ -150,7 +150,7 @@ class Relay:
                 self._outages.recovered()
                 if result.published > 0:
                     continue  # more may be claimable now (see drain())
-                self._wait_for_events()
+                self._sleep_until_events()
             except (BrokerUnavailable, DatabaseUnavailable, ListenerUnavailable) as exc:
                 if not isinstance(exc, BrokerUnavailable):
                     # Both connections go to one database: when one died, the other most likely
@@ -176,6 +176,19 @@ class Relay:
         self._stop.set()
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _sleep_until_events(self) -> None:
+        """Sleep behind a closed wake gate until a commit or the poll is due (`outbox.wake_gate`)."""
+        if not self.listener.close_gate():
+            # Writers held the gate past its wait (a long transaction): claim again, not sleep.
+            logger.debug("relay.wake_gate_busy claiming_instead=true")
+            return
+        try:
+            # Events committed before the gate closed sent no notice: claim once more behind it.
+            if self.relay_batch().published == 0:
+                self._wait_for_events()
+        finally:
+            self.listener.open_gate()
 
     def _wait_for_events(self) -> None:
         deadline = time.monotonic() + self.poll_interval

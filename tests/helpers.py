@@ -67,6 +67,20 @@ def other_database_session():
     )
 
 
+@contextlib.contextmanager
+def sleeping_relay_session():
+    """A session as a sleeping relay holds it: LISTENing, with a wake slot, its gate closed."""
+    from outbox import wake_gate
+    from outbox.models import NOTIFY_CHANNEL
+
+    with other_database_session() as session:
+        session.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        slot = wake_gate.take_slot(session)
+        assert slot is not None, "every wake slot is taken: a relay of another test still runs"
+        assert wake_gate.close_gate(session, slot, wait_seconds=5)
+        yield session
+
+
 def terminate_other_database_sessions() -> int:
     """Kill every other session on the test database, as a failover or an admin would."""
     from django.db import connection

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -12,7 +11,7 @@ from django.utils import timezone
 import outbox
 from messaging.events import MESSAGE_READ
 from outbox.models import NOTIFY_CHANNEL, OutboxEvent
-from tests.helpers import other_database_session
+from tests.helpers import sleeping_relay_session
 
 
 def append_event() -> OutboxEvent:
@@ -73,36 +72,24 @@ def test_raw_sql_delete_is_refused_too():
         cursor.execute("DELETE FROM outbox_outboxevent WHERE id = %s", [event.pk])
 
 
-def _listen() -> psycopg.Connection:
-    listener = other_database_session()
-    listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-    return listener
-
-
 @pytest.mark.django_db(transaction=True)
-def test_insert_notifies_the_relay_channel_only_when_the_transaction_commits():
-    listener = _listen()
-    try:
+def test_insert_notifies_a_sleeping_relay_only_when_the_transaction_commits():
+    with sleeping_relay_session() as listener:
         with transaction.atomic():
             append_event()
             # Not committed yet: nothing may wake a relay that would find nothing to claim.
             assert list(listener.notifies(timeout=0.3, stop_after=1)) == []
         received = list(listener.notifies(timeout=5, stop_after=1))
-    finally:
-        listener.close()
 
     assert [notify.channel for notify in received] == [NOTIFY_CHANNEL]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_insert_sends_no_notification():
-    listener = _listen()
-    try:
+    with sleeping_relay_session() as listener:
         with pytest.raises(RuntimeError), transaction.atomic():
             append_event()
             raise RuntimeError("rolled back")
         received = list(listener.notifies(timeout=0.5, stop_after=1))
-    finally:
-        listener.close()
 
     assert received == []

@@ -1,0 +1,69 @@
+"""The wake gate: a commit notifies the relays only while one of them sleeps.
+
+A NOTIFY costs more than its message: PostgreSQL serializes the commits of notifying
+transactions (a lock on "database 0", held until each commit is flushed), so writers committing
+together lose part of their group commit. With four writer processes that was a tenth of a
+message's write (README, "Performance"). A relay needs the notice only while it sleeps; while it
+is busy it claims again anyway. So each relay owns one of `WAKE_SLOTS` gates, advisory locks:
+- a writer's insert tries each gate shared (`pg_try_advisory_xact_lock_shared`, held to its
+  commit) and notifies only when a try fails, that is when a relay holds or awaits that gate;
+- a relay about to sleep takes its gate exclusively. That waits for every writer that got it
+  shared, so once the relay holds it those writers' events are committed and the relay's next
+  claim sees them; every later writer notifies. The relay claims once more, then sleeps holding
+  the gate, and opens it when it wakes.
+
+A relay's gate and its slot are session locks of its LISTEN connection: a relay that dies or
+loses that connection opens its gate, and frees its slot for the next relay to start. A relay
+that finds every slot taken owns none and sleeps ungated: the relays that own a slot are woken
+for every commit, so nothing waits on it; it only picks up work on its poll or alongside them.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+# Gates, and so relays that are woken on commit. Each costs every insert one lock try (under a
+# microsecond); a deployment with more relays than this still relays everything (see above).
+WAKE_SLOTS = 4
+
+# The first key of the two-key advisory locks: a relay's gate, and its claim on a slot.
+GATE_LOCK_CLASS = 1868724225
+SLOT_LOCK_CLASS = 1868724226
+
+
+def notify_trigger_sql(channel: str) -> str:
+    """The insert trigger's body: notify `channel` when some relay sleeps behind its gate."""
+    return (
+        f"FOR slot IN 0..{WAKE_SLOTS - 1} LOOP "
+        f"IF NOT pg_try_advisory_xact_lock_shared({GATE_LOCK_CLASS}, slot) THEN "
+        f"PERFORM pg_notify('{channel}', ''); RETURN NULL; "
+        "END IF; END LOOP; RETURN NULL;"
+    )
+
+
+def take_slot(connection: psycopg.Connection) -> int | None:
+    """Claim a free slot for the session of `connection` (autocommit); None when all are taken."""
+    for slot in range(WAKE_SLOTS):
+        if connection.execute("SELECT pg_try_advisory_lock(%s, %s)", (SLOT_LOCK_CLASS, slot)).fetchone()[0]:
+            return slot
+    return None
+
+
+def close_gate(connection: psycopg.Connection, slot: int, *, wait_seconds: float) -> bool:
+    """Make writers notify from now on; False when writers held the gate past `wait_seconds`.
+
+    The wait is bounded because a writer holds the gate shared from its insert to its commit: a
+    long transaction would otherwise keep the relay from both sleeping and claiming.
+    """
+    # Set for the session: this connection waits on no other lock.
+    connection.execute(f"SET lock_timeout = {max(1, round(wait_seconds * 1000))}")
+    try:
+        connection.execute("SELECT pg_advisory_lock(%s, %s)", (GATE_LOCK_CLASS, slot))
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
+
+
+def open_gate(connection: psycopg.Connection, slot: int) -> None:
+    """Let writers commit without a notice again: the relay is awake."""
+    connection.execute("SELECT pg_advisory_unlock(%s, %s)", (GATE_LOCK_CLASS, slot))
