@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from psycopg import ClientCursor
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 
 if TYPE_CHECKING:
     from outbox.event_rows import EventRow
@@ -53,12 +54,33 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
     from outbox.event_rows import insert_sql, parameters
 
     sql = insert_sql(len(rows))
+    connection = db.connection
     # Client-side binding: several statements in one query need the simple query protocol.
-    with ClientCursor(db.connection) as cursor:
-        cursor.execute(f"{sql}; COMMIT" if then_commit else sql, parameters(rows))
-    if then_commit and db.connection.info.transaction_status != TransactionStatus.IDLE:
+    with ClientCursor(connection) as cursor:
+        if not then_commit:
+            cursor.execute(sql, parameters(rows))
+            return
+        query = cursor.mogrify(f"{sql}; COMMIT", parameters(rows))
+    _execute_commit(connection, query)
+    if connection.info.transaction_status != TransactionStatus.IDLE:
         # Cannot happen with PostgreSQL's COMMIT; commit as usual rather than leave it open.
-        db.connection.commit()
+        connection.commit()
+
+
+def _execute_commit(connection: psycopg.Connection, query: str) -> None:
+    """Run `query`, which ends with COMMIT, straight through libpq: nothing comes back but its status.
+
+    A cursor's execute cost ~10 µs of Python more here (result sets, state checks), a twentieth
+    of what the append adds to a message's write. `PQexec` waits with the interpreter lock
+    released, as psycopg's own waiting does; unlike it, Ctrl-C takes effect once the COMMIT
+    returns. The simple query protocol stops at the first failing statement and returns its
+    error, or else the COMMIT's result.
+    """
+    encoding = connection.info.encoding
+    with connection.lock:
+        result = connection.pgconn.exec_(query.encode(encoding))
+    if result.status != ExecStatus.COMMAND_OK:
+        raise psycopg.errors.error_from_result(result, encoding=encoding)
 
 
 def discard(db: Any) -> None:

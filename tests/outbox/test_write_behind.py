@@ -7,6 +7,7 @@ transaction reads them, and a savepoint rolled back takes its own appends and no
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import psycopg
@@ -21,7 +22,7 @@ from outbox import write_behind
 from outbox.errors import InvalidEvent
 from outbox.models import NOTIFY_CHANNEL, OutboxEvent
 from outbox.services import EventDraft
-from tests.helpers import other_database_session
+from tests.helpers import other_database_session, sleeping_relay_session
 
 
 def draft(aggregate_id=None) -> EventDraft:
@@ -68,8 +69,7 @@ def test_appends_written_behind_commit_with_the_commit_in_one_query():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_message_written_behind_wakes_the_relay_on_commit(alice, bob):
-    with other_database_session() as listener:
-        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    with sleeping_relay_session() as listener:
         Message.objects.create(sender=alice, receiver=bob, content="hello")
         received = list(listener.notifies(timeout=5, stop_after=1))
 
@@ -142,27 +142,34 @@ def test_a_database_error_caught_in_a_savepoint_does_not_lose_the_outer_appends(
     assert stored_aggregates() == {str(outer.aggregate_id)}
 
 
-@pytest.fixture
-def database_refuses_events():
-    """A trigger that refuses every event row: what only the database can refuse."""
+@contextlib.contextmanager
+def trigger_refusing_events(reason: str, *, at_commit: bool):
+    """A trigger that refuses every event row, at its insert or at COMMIT: what only the database can refuse."""
     table = OutboxEvent._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$"
+            f"$$ BEGIN RAISE EXCEPTION '{reason}' USING ERRCODE = 'check_violation'; END $$"
         )
-        cursor.execute(
-            f"CREATE TRIGGER test_refuse_event BEFORE INSERT ON {table} EXECUTE FUNCTION test_refuse_event()"
+        kind, timing = (
+            ("CONSTRAINT TRIGGER", f"AFTER INSERT ON {table} DEFERRABLE INITIALLY DEFERRED")
+            if at_commit
+            else ("TRIGGER", f"BEFORE INSERT ON {table}")
         )
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TRIGGER test_refuse_event ON {table}")
-        cursor.execute("DROP FUNCTION test_refuse_event()")
+        cursor.execute(f"CREATE {kind} test_refuse_event {timing} FOR EACH ROW EXECUTE FUNCTION test_refuse_event()")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER test_refuse_event ON {table}")
+            cursor.execute("DROP FUNCTION test_refuse_event()")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_append_the_database_refuses_fails_the_commit_and_nothing_commits(database_refuses_events, alice, bob):
-    with pytest.raises(IntegrityError, match="refused"):
+@pytest.mark.parametrize("at_commit", [False, True], ids=["at_its_insert", "at_the_commit_itself"])
+def test_an_append_the_database_refuses_fails_the_commit_and_nothing_commits(at_commit, alice, bob):
+    # The rows go in the COMMIT's query: the INSERT fails there, or the COMMIT does.
+    with trigger_refusing_events("refused", at_commit=at_commit), pytest.raises(IntegrityError, match="refused"):
         Message.objects.create(sender=alice, receiver=bob, content="hello")
 
     assert not Message.objects.exists()
