@@ -71,6 +71,26 @@ def created_event_guard_ignored() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def created_event_guard_ignored_by_this_session() -> Iterator[None]:
+    """Let this thread's connection commit messages without their event, at no cost per write.
+
+    For measuring the bare write: `created_event_guard_ignored()` goes through
+    `pgtrigger.ignore()`, which puts a `set_config` in front of every statement (here ~30 µs of
+    Python and ~15 µs of server per message write). This sets the same setting once, for the
+    session: the guard still fires at COMMIT and returns at its first test. Not for a
+    transaction that also uses `pgtrigger.ignore()`, whose local setting would hide this one.
+    """
+    model, trigger = pgtrigger.registry.registered(CREATED_EVENT_GUARD_URI)[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('pgtrigger.ignore', %s, false)", ["{" + trigger.get_pgid(model) + "}"])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('pgtrigger.ignore', '', false)")
+
+
+@contextlib.contextmanager
 def message_events_disabled() -> Iterator[None]:
     """Write messages without events: for isolated tests and for benchmarking the bare write.
 

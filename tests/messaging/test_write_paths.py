@@ -11,7 +11,11 @@ from django.db.models.signals import post_save
 
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ
 from messaging.models import Message
-from messaging.signals import message_events_disabled
+from messaging.signals import (
+    created_event_guard_ignored_by_this_session,
+    message_event_receivers_disconnected,
+    message_events_disabled,
+)
 from outbox.errors import NotInTransaction
 from outbox.models import OutboxEvent
 from outbox.services import emit
@@ -264,17 +268,32 @@ def test_mark_read_appends_one_read_event_per_message_it_flips(alice, bob):
 
 @pytest.mark.django_db(transaction=True)
 def test_raw_sql_insert_without_its_event_is_refused_at_commit(alice, bob):
-    with (
-        pytest.raises(DatabaseError, match=r"without its message\.created outbox event"),
-        connection.cursor() as cursor,
-    ):
+    with pytest.raises(DatabaseError, match=r"without its message\.created outbox event"):
+        insert_raw_message(alice, bob)
+
+    assert Message.objects.count() == 0
+
+
+def insert_raw_message(sender, receiver) -> None:
+    """A message written past the ORM, with no event: what the guard is for."""
+    with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO messaging_message (message_id, sender_id, receiver_id, content, timestamp, is_read) "
             "VALUES (%s, %s, %s, 'raw', now(), false)",
-            [uuid.uuid4(), alice.pk, bob.pk],
+            [uuid.uuid4(), sender.pk, receiver.pk],
         )
 
-    assert Message.objects.count() == 0
+
+@pytest.mark.django_db(transaction=True)
+def test_the_guard_ignored_by_a_session_lets_it_commit_bare_messages_and_only_while_asked(alice, bob):
+    with message_event_receivers_disconnected(), created_event_guard_ignored_by_this_session():
+        Message.objects.create(sender=alice, receiver=bob, content="bare")
+        insert_raw_message(alice, bob)
+    assert Message.objects.count() == 2
+
+    with pytest.raises(DatabaseError, match=r"without its message\.created outbox event"):
+        insert_raw_message(alice, bob)
+    assert Message.objects.count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
