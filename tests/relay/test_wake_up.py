@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import signal
 import threading
 
 import pytest
@@ -170,3 +171,21 @@ def test_a_relay_finding_every_wake_slot_taken_says_so_and_takes_one_when_freed(
             )
         finally:
             listener.close()
+
+
+def test_two_relay_processes_are_woken_on_commit_and_the_survivor_still_is_after_the_other_is_killed(
+    alice, bob, topology, spawn_worker
+):
+    relays = [spawn_worker("relay", env={"RELAY_POLL_INTERVAL_SECONDS": str(POLL_NEVER)}) for _ in range(2)]
+    wait_until(lambda: len(sleeping_gate_holders()) == 2, what="both relays asleep, each behind its own gate")
+    first = Message.objects.create(sender=alice, receiver=bob, content="both asleep")
+    wait_until(lambda: published(first), timeout=10, what="the event published on commit")
+
+    wait_until(lambda: len(sleeping_gate_holders()) == 2, what="both relays asleep again")
+    relays[0].send_signal(signal.SIGKILL)
+    relays[0].wait(10)
+    # Its session, and so its gate, ends with it; the other relay's gate still asks for a notice.
+    wait_until(lambda: len(sleeping_gate_holders()) == 1, what="the killed relay's gate gone")
+    second = Message.objects.create(sender=alice, receiver=bob, content="one asleep")
+    wait_until(lambda: published(second), timeout=10, what="the survivor woken on commit")
+    assert relays[1].poll() is None
