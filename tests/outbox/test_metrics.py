@@ -42,6 +42,23 @@ def test_committed_appends_are_counted_by_event_type(alice, bob, django_capture_
     assert appended(MESSAGE_READ) - read == 3
 
 
+@pytest.mark.django_db(transaction=True)
+def test_appends_written_behind_are_counted_when_they_commit_and_not_when_rolled_back(alice, bob):
+    created, read = appended(MESSAGE_CREATED), appended(MESSAGE_READ)
+
+    Message.objects.create(sender=alice, receiver=bob, content="sent with its COMMIT")
+    with transaction.atomic():
+        message = Message.objects.create(sender=alice, receiver=bob, content="flushed before a statement")
+        Message.objects.filter(pk=message.pk).exists()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Message.objects.create(sender=alice, receiver=bob, content="rolled back")
+        Message.objects.filter(pk=message.pk).exists()  # flushed, then rolled back with the rest
+        raise RuntimeError("the caller changed its mind")
+
+    assert appended(MESSAGE_CREATED) - created == 2
+    assert appended(MESSAGE_READ) == read
+
+
 def test_an_append_is_counted_only_when_its_transaction_commits(django_capture_on_commit_callbacks):
     before = appended(MESSAGE_READ)
 

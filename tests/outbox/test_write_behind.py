@@ -16,13 +16,14 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 import outbox
-from messaging.events import MESSAGE_READ
+from messaging.events import MESSAGE_CREATED, MESSAGE_READ
 from messaging.models import Message
 from outbox import write_behind
 from outbox.errors import InvalidEvent
 from outbox.models import NOTIFY_CHANNEL, OutboxEvent
 from outbox.services import EventDraft
 from tests.helpers import other_database_session, sleeping_relay_session
+from tests.scraping import value
 
 
 def draft(aggregate_id=None) -> EventDraft:
@@ -168,10 +169,12 @@ def trigger_refusing_events(reason: str, *, at_commit: bool):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("at_commit", [False, True], ids=["at_its_insert", "at_the_commit_itself"])
 def test_an_append_the_database_refuses_fails_the_commit_and_nothing_commits(at_commit, alice, bob):
+    counted = value("outbox_events_appended_total", event_type=MESSAGE_CREATED)
     # The rows go in the COMMIT's query: the INSERT fails there, or the COMMIT does.
     with trigger_refusing_events("refused", at_commit=at_commit), pytest.raises(IntegrityError, match="refused"):
         Message.objects.create(sender=alice, receiver=bob, content="hello")
 
+    assert value("outbox_events_appended_total", event_type=MESSAGE_CREATED) == counted
     assert not Message.objects.exists()
     assert OutboxEvent.objects.count() == 0
     assert write_behind.queue_of(connection) == []
