@@ -17,7 +17,11 @@ from pgtrigger import compiler
 
 
 class UpsertTriggerSql(compiler.UpsertTriggerSql):
-    """pgtrigger's installation SQL with the ignore check inlined; migrations reference this class."""
+    """pgtrigger's installation SQL with the ignore check inlined.
+
+    Migrations reference this class, so its template is part of them: editing it changes what old
+    migrations install. A new template goes in a new class, as pgtrigger versions its own.
+    """
 
     def get_template(self) -> str:
         # pgtrigger.ignore() sets an array literal of trigger ids, and '' or '{}' when done.

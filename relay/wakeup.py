@@ -57,6 +57,7 @@ class CommitListener:
                 autocommit=True,
             )
             connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            wake_gate.limit_gate_wait(connection, GATE_WAIT_SECONDS)
             self._slot = wake_gate.take_slot(connection)
         except psycopg.Error as exc:
             if connection is not None:
@@ -82,7 +83,7 @@ class CommitListener:
                 self._slot = wake_gate.take_slot(self._connection)
             if self._slot is None:
                 return True  # no gate to close: the relays that own one are woken for every commit
-            return wake_gate.close_gate(self._connection, self._slot, wait_seconds=GATE_WAIT_SECONDS)
+            return wake_gate.close_gate(self._connection, self._slot)
         except psycopg.Error as exc:
             self.close()
             raise ListenerUnavailable(f"cannot close the wake gate: {type(exc).__name__}: {exc}") from exc

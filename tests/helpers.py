@@ -77,7 +77,8 @@ def sleeping_relay_session():
         session.execute(f"LISTEN {NOTIFY_CHANNEL}")
         slot = wake_gate.take_slot(session)
         assert slot is not None, "every wake slot is taken: a relay of another test still runs"
-        assert wake_gate.close_gate(session, slot, wait_seconds=5)
+        wake_gate.limit_gate_wait(session, 5)
+        assert wake_gate.close_gate(session, slot)
         yield session
 
 

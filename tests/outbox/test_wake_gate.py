@@ -56,8 +56,9 @@ def test_a_commit_sends_no_notice_while_no_relay_sleeps():
     with other_database_session() as listener:
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         slot = wake_gate.take_slot(listener)
+        wake_gate.limit_gate_wait(listener, 5)
         append_event()  # the relay is awake: no notice
-        assert wake_gate.close_gate(listener, slot, wait_seconds=5)
+        assert wake_gate.close_gate(listener, slot)
         sleeping_writer = append_event_in_another_session()
         received = list(listener.notifies(timeout=5, stop_after=1))
 
@@ -73,7 +74,8 @@ def test_a_commit_notifies_when_the_relay_of_any_slot_sleeps(sleeping):
         assert slots == list(range(wake_gate.WAKE_SLOTS)), "a relay of another test still holds a slot"
         sleeper = sessions[sleeping]
         sleeper.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        assert wake_gate.close_gate(sleeper, sleeping, wait_seconds=5)
+        wake_gate.limit_gate_wait(sleeper, 5)
+        assert wake_gate.close_gate(sleeper, sleeping)
 
         append_event()
         received = list(sleeper.notifies(timeout=5, stop_after=1))
@@ -95,10 +97,11 @@ def test_closing_the_gate_waits_for_a_writer_between_its_insert_and_its_commit()
     closed: list[bool] = []
     with other_database_session() as relay:
         slot = wake_gate.take_slot(relay)
+        wake_gate.limit_gate_wait(relay, 30)
         with transaction.atomic():
             event = append_event()
             assert OutboxEvent.objects.filter(pk=event.pk).exists()  # inserted, not committed
-            closing = threading.Thread(target=lambda: closed.append(wake_gate.close_gate(relay, slot, wait_seconds=30)))
+            closing = threading.Thread(target=lambda: closed.append(wake_gate.close_gate(relay, slot)))
             closing.start()
             # The writer took the gate shared at its insert and holds it to its commit.
             wait_until(lambda: waiting_for_the_gate(relay), what="the relay to wait for the writer")
@@ -117,5 +120,7 @@ def test_closing_the_gate_gives_up_after_its_wait_while_a_writer_holds_it():
         with transaction.atomic():
             event = append_event()
             assert OutboxEvent.objects.filter(pk=event.pk).exists()
-            assert wake_gate.close_gate(relay, slot, wait_seconds=0.05) is False
-        assert wake_gate.close_gate(relay, slot, wait_seconds=5) is True
+            wake_gate.limit_gate_wait(relay, 0.05)
+            assert wake_gate.close_gate(relay, slot) is False
+        # The writer committed: nothing holds the gate any more.
+        assert wake_gate.close_gate(relay, slot) is True
