@@ -81,8 +81,9 @@ class CommitListener:
             if self._slot is None:
                 # A relay that owned one may have stopped since.
                 self._slot = wake_gate.take_slot(self._connection)
-            if self._slot is None:
-                return True  # no gate to close: the relays that own one are woken for every commit
+                if self._slot is None:
+                    return True  # no gate to close: the relays that own one are woken for every commit
+                logger.info("relay.wake_slot_taken slot=%d woken_on_commit=true", self._slot)
             return wake_gate.close_gate(self._connection, self._slot)
         except psycopg.Error as exc:
             self.close()

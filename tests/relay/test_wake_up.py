@@ -165,10 +165,12 @@ def test_a_relay_finding_every_wake_slot_taken_says_so_and_takes_one_when_freed(
             assert sleeping_gate_holders() == []
 
             sessions[2].close()  # that relay stopped; its server session ends a moment later
-            wait_until(
-                lambda: listener.close_gate() and sleeping_gate_holders(),
-                what="the listener to take the freed slot and close its gate",
-            )
+            with caplog.at_level(logging.INFO, logger="relay.wakeup"):
+                wait_until(
+                    lambda: listener.close_gate() and sleeping_gate_holders(),
+                    what="the listener to take the freed slot and close its gate",
+                )
+            assert "relay.wake_slot_taken slot=2 woken_on_commit=true" in caplog.text
         finally:
             listener.close()
 
