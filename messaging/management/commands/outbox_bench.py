@@ -51,6 +51,12 @@ class Command(BaseCommand):
             "--latency-seconds", type=float, default=BenchConfig.latency_seconds, help="duration of each latency run"
         )
         parser.add_argument(
+            "--latency-windows",
+            type=int,
+            default=BenchConfig.latency_windows,
+            help="latency windows per rate; each percentile is their median",
+        )
+        parser.add_argument(
             "--old-rows", type=int, default=BenchConfig.old_rows, help="published rows for flatness; 0 skips"
         )
         parser.add_argument("--batch-size", type=int, default=BenchConfig.batch_size, help="relay batch size")
@@ -62,7 +68,8 @@ class Command(BaseCommand):
             rates = tuple(int(rate) for rate in options["rates"].split(","))
         except ValueError:
             raise CommandError("--rates takes numbers separated by commas, e.g. 200,1000") from None
-        for name in ("backlog", "write_messages", "write_rounds", "writers", "limit_rounds", "batch_size", "prefetch"):
+        positive = ("backlog", "write_messages", "write_rounds", "writers", "limit_rounds", "latency_windows")
+        for name in (*positive, "batch_size", "prefetch"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         if options["old_rows"] < 0 or options["latency_seconds"] <= 0 or not rates or min(rates) < 1:
@@ -75,6 +82,7 @@ class Command(BaseCommand):
             writers=options["writers"],
             rates=rates,
             latency_seconds=options["latency_seconds"],
+            latency_windows=options["latency_windows"],
             old_rows=options["old_rows"],
             batch_size=options["batch_size"],
             prefetch=options["prefetch"],
