@@ -14,7 +14,7 @@ class UnknownEventType(OutboxError):
 
 
 class InvalidEventPayload(OutboxError):
-    """The payload does not match the schema registered for its event type."""
+    """The payload does not match the schema registered for its event type, or JSON cannot encode it."""
 
 
 class MalformedEnvelope(OutboxError):

@@ -27,6 +27,8 @@ class EventSchema:
 
 
 _registry: dict[tuple[str, int], tuple[EventSchema, Callable[[Any], Any]]] = {}
+# Event type -> its newest registered version; asked on every append.
+_latest: dict[str, int] = {}
 
 
 def register_event_schema(schema: EventSchema) -> None:
@@ -37,6 +39,7 @@ def register_event_schema(schema: EventSchema) -> None:
         raise ValueError(f"a different schema is already registered for {schema.event_type} v{schema.version}")
     # Compiling refuses a broken schema at registration, not at the first event.
     _registry[key] = (schema, fastjsonschema.compile(schema.schema))
+    _latest[schema.event_type] = max(schema.version, _latest.get(schema.event_type, 0))
 
 
 def registered_schemas() -> list[EventSchema]:
@@ -46,10 +49,10 @@ def registered_schemas() -> list[EventSchema]:
 
 def latest_version(event_type: str) -> int:
     """The newest registered version of `event_type`."""
-    versions = [version for (registered_type, version) in _registry if registered_type == event_type]
-    if not versions:
+    version = _latest.get(event_type)
+    if version is None:
         raise UnknownEventType(f"no schema is registered for event type {event_type!r}")
-    return max(versions)
+    return version
 
 
 def validate_event_data(event_type: str, version: int, data: Any) -> None:
