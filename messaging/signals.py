@@ -18,17 +18,16 @@ from messaging import services
 from messaging.models import CREATED_EVENT_GUARD_URI, Message, Notification
 
 
-@receiver(post_save, sender=Message, dispatch_uid="messaging.emit_message_created")
-def emit_message_created(sender, instance: Message, created: bool, **kwargs) -> None:
-    """A new message emits `message.created`."""
+# One receiver for both events: a receiver call is paid on every save of a message.
+@receiver(post_save, sender=Message, dispatch_uid="messaging.emit_message_events")
+def emit_message_events(sender, instance: Message, created: bool, **kwargs) -> None:
+    """A new message emits `message.created`; one whose is_read flips from false to true, `message.read`.
+
+    Other saves emit nothing.
+    """
     if created:
         services.append_message_created(instance)
-
-
-@receiver(post_save, sender=Message, dispatch_uid="messaging.emit_message_read")
-def emit_message_read(sender, instance: Message, created: bool, **kwargs) -> None:
-    """A message whose is_read flips from false to true emits `message.read`; other saves nothing."""
-    if not created and getattr(instance, "_became_read", False):
+    elif getattr(instance, "_became_read", False):
         services.append_message_read(instance)
 
 
@@ -40,10 +39,7 @@ def notification_read_handler(sender, instance: Notification, created: bool, **k
         instance._loaded_is_read = True
 
 
-MESSAGE_EVENT_RECEIVERS = (
-    (emit_message_created, "messaging.emit_message_created"),
-    (emit_message_read, "messaging.emit_message_read"),
-)
+MESSAGE_EVENT_RECEIVERS = ((emit_message_events, "messaging.emit_message_events"),)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 from outbox import write_behind
@@ -31,7 +32,11 @@ MAX_ERROR_LENGTH = 1000
 
 
 def require_transaction(using: str) -> None:
-    if not transaction.get_connection(using).in_atomic_block:
+    _require_atomic_block(connections[using])
+
+
+def _require_atomic_block(db: BaseDatabaseWrapper) -> None:
+    if not db.in_atomic_block:
         raise NotInTransaction(
             "outbox events must be appended inside transaction.atomic() together with the change "
             "they describe; outside one the event would commit on its own"
@@ -53,11 +58,12 @@ def emit_many(
     written behind: with the transaction's next statement or in its COMMIT's round trip
     (`outbox.write_behind`). Either way they commit with the transaction or not at all.
     """
-    require_transaction(using)
+    # The connection is looked up once: each lookup goes through Django's thread-local storage.
+    db = connections[using]
+    _require_atomic_block(db)
     rows = event_rows(drafts)
     if not rows:
         return [] if returning else None
-    db = connections[using]
     if not returning:
         queue = write_behind.queue_of(db)
         if queue is not None:
@@ -65,13 +71,13 @@ def emit_many(
         else:
             with db.cursor() as cursor:
                 cursor.execute(insert_sql(len(rows)), parameters(rows))
-        _count_on_commit(rows, using)
+        _count_on_commit(rows, db)
         return None
     # A direct INSERT: through the ORM's bulk_create it cost as much again as the statement.
     with db.cursor() as cursor:
         cursor.execute(insert_sql(len(rows), returning="id, event_id"), parameters(rows))
         ids = {event_id: pk for pk, event_id in cursor.fetchall()}
-    _count_on_commit(rows, using)
+    _count_on_commit(rows, db)
     events = [row.as_model() for row in rows]
     for event in events:
         event.id = ids[event.event_id]
@@ -80,12 +86,12 @@ def emit_many(
     return events
 
 
-def _count_on_commit(rows: list[EventRow], using: str) -> None:
+def _count_on_commit(rows: list[EventRow], db: BaseDatabaseWrapper) -> None:
     # Counted once committed: a rolled-back append was never appended.
     appended: dict[str, int] = {}
     for row in rows:
         appended[row.event_type] = appended.get(row.event_type, 0) + 1
-    transaction.on_commit(lambda: count_appended(appended), using=using)
+    db.on_commit(lambda: count_appended(appended))
 
 
 def emit(

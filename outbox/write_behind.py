@@ -61,7 +61,8 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
     if then_commit:
         query += b"; COMMIT"
     _execute(connection, query)
-    if then_commit and connection.info.transaction_status != TransactionStatus.IDLE:
+    # pgconn's status, not connection.info's: that makes a new ConnectionInfo on every read.
+    if then_commit and connection.pgconn.transaction_status != TransactionStatus.IDLE:
         # Cannot happen with PostgreSQL's COMMIT; commit as usual rather than leave it open.
         connection.commit()
 
@@ -74,9 +75,9 @@ def _literal_maker(db: Any, connection: psycopg.Connection) -> Callable[[Any], b
     """`as_literal` of a psycopg Transformer kept for `connection`: making one per flush cost ~8 µs.
 
     A Transformer quotes strings in the connection's encoding, which Django sets once when it
-    connects; kept with it, a new encoding still gets a new Transformer.
+    connects; kept with it, a changed encoding still gets a new Transformer.
     """
-    encoding = connection.info.encoding
+    encoding = connection.pgconn.parameter_status(b"client_encoding")
     kept = getattr(db, _LITERALS_ATTRIBUTE, None)
     if kept is None or kept[0] is not connection or kept[1] != encoding:
         kept = (connection, encoding, Transformer.from_context(connection).as_literal)

@@ -8,6 +8,7 @@ transaction reads them, and a savepoint rolled back takes its own appends and no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 
 import psycopg
@@ -202,3 +203,24 @@ def test_on_another_postgresql_engine_an_append_returning_nothing_is_written_at_
     assert last_query.startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
     assert not last_query.endswith("COMMIT")
     assert stored_aggregates() == {str(appended.aggregate_id)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_are_written_in_the_connections_current_encoding():
+    # The literals are made by a Transformer kept per connection; one kept past a change of
+    # client encoding would send UTF-8 bytes to a server reading LATIN1, storing mojibake.
+    headers = {"note": "café crème"}
+    first, second = (dataclasses.replace(draft(), headers=headers) for _ in range(2))
+    with transaction.atomic():
+        append_behind(first)
+    with connection.cursor() as cursor:
+        cursor.execute("SET client_encoding TO 'LATIN1'")
+    try:
+        with transaction.atomic():
+            append_behind(second)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET client_encoding TO 'UTF8'")
+
+    stored = dict(OutboxEvent.objects.values_list("aggregate_id", "headers"))
+    assert stored == {str(first.aggregate_id): headers, str(second.aggregate_id): headers}
