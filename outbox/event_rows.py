@@ -96,7 +96,8 @@ def insert_sql(count: int, *, returning: str = "") -> str:
     return f"{sql} RETURNING {returning}" if returning else sql
 
 
-@functools.cache
+# A few sizes only: one row is nearly every append, and each template grows with its count.
+@functools.lru_cache(maxsize=8)
 def _insert_template(count: int) -> bytes:
     return insert_sql(count).encode()
 

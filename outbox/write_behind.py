@@ -58,11 +58,17 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
     # The values are bound client-side, as psycopg's ClientCursor binds them: several statements
     # in one query need the simple query protocol.
     query = literal_insert_sql(rows, _literal_maker(db, connection))
-    if then_commit:
-        query += b"; COMMIT"
-    _execute(connection, query)
+    if not then_commit:
+        # Through a psycopg cursor, which first opens the transaction on the server if no
+        # statement has yet: sent alone, rows appended first would commit on their own.
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+        return
+    # A transaction not opened yet needs no BEGIN here: PostgreSQL runs a query's statements
+    # as one transaction, which its COMMIT ends.
+    _execute_commit(connection, query + b"; COMMIT")
     # pgconn's status, not connection.info's: that makes a new ConnectionInfo on every read.
-    if then_commit and connection.pgconn.transaction_status != TransactionStatus.IDLE:
+    if connection.pgconn.transaction_status != TransactionStatus.IDLE:
         # Cannot happen with PostgreSQL's COMMIT; commit as usual rather than leave it open.
         connection.commit()
 
@@ -85,14 +91,14 @@ def _literal_maker(db: Any, connection: psycopg.Connection) -> Callable[[Any], b
     return kept[2]
 
 
-def _execute(connection: psycopg.Connection, query: bytes) -> None:
-    """Run `query` (an INSERT, perhaps with a COMMIT) straight through libpq; nothing comes back.
+def _execute_commit(connection: psycopg.Connection, query: bytes) -> None:
+    """Run `query`, which ends with COMMIT, straight through libpq: nothing comes back but its status.
 
     A cursor's execute cost ~10 µs of Python more here (result sets, state checks), a twentieth
     of what the append adds to a message's write. `PQexec` waits with the interpreter lock
-    released, as psycopg's own waiting does; unlike it, Ctrl-C takes effect once the query
+    released, as psycopg's own waiting does; unlike it, Ctrl-C takes effect once the COMMIT
     returns. The simple query protocol stops at the first failing statement and returns its
-    error, or else the last statement's result.
+    error, or else the COMMIT's result.
     """
     with connection.lock:
         result = connection.pgconn.exec_(query)

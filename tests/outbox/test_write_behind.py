@@ -105,6 +105,20 @@ def test_a_transaction_reads_its_own_appends_written_behind():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_appends_sent_before_the_transactions_first_statement_roll_back_with_it():
+    # Nothing has opened the transaction on the server yet when the rows go: they must open it,
+    # not commit on their own.
+    appended = draft()
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        append_behind(appended)
+        assert OutboxEvent.objects.filter(aggregate_id=str(appended.aggregate_id)).count() == 1
+        raise RuntimeError("the change failed")
+
+    assert stored_aggregates() == set()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_transaction_drops_its_appends_and_the_next_one_does_not_send_them():
     dropped, kept = draft(), draft()
 
