@@ -14,12 +14,11 @@ from django.db import transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outbox import schemas
 from outbox.errors import InvalidEventPayload
 from outbox.event_rows import COLUMNS, EventDraft, event_rows
 from outbox.models import OutboxEvent
-from outbox.schemas import EventSchema, register_event_schema
 from outbox.services import emit_many
+from tests.helpers import register_schema_for_this_test
 
 ANYTHING = "test.anything"
 PAYLOAD = COLUMNS.index("payload")
@@ -27,10 +26,7 @@ PAYLOAD = COLUMNS.index("payload")
 
 @pytest.fixture(autouse=True)
 def anything_goes_schema(monkeypatch):
-    # Registered for these tests only.
-    monkeypatch.setattr(schemas, "_registry", dict(schemas._registry))
-    monkeypatch.setattr(schemas, "_latest", dict(schemas._latest))
-    register_event_schema(EventSchema(event_type=ANYTHING, version=1, schema={"type": "object"}))
+    register_schema_for_this_test(monkeypatch, ANYTHING, {"type": "object"})
 
 
 def as_django_writes_it(document):

@@ -15,7 +15,7 @@ from messaging.models import Message
 from outbox.models import OutboxEvent
 from outbox.services import claim_pending_events
 from relay.relay import Relay
-from tests.helpers import get_messages, relay_pending_events, wait_until
+from tests.helpers import get_messages, register_schema_for_this_test, relay_pending_events, wait_until
 
 TOO_LONG = "x" * 5000
 
@@ -240,15 +240,10 @@ def test_an_event_whose_headers_amqp_cannot_encode_fails_alone(alice, bob, topol
 @pytest.mark.django_db
 def test_an_event_whose_type_is_too_long_for_a_routing_key_fails_alone(alice, bob, topology, monkeypatch):
     # 90 characters fit the column, but as UTF-8 they are 270 bytes, past AMQP's 255 for a key.
-    from outbox import schemas
-    from outbox.schemas import EventSchema, register_event_schema
     from outbox.services import emit
 
     long_type = "€" * 90
-    # Registered for this test only.
-    monkeypatch.setattr(schemas, "_registry", dict(schemas._registry))
-    monkeypatch.setattr(schemas, "_latest", dict(schemas._latest))
-    register_event_schema(EventSchema(event_type=long_type, version=1, schema={"type": "object"}))
+    register_schema_for_this_test(monkeypatch, long_type, {"type": "object"})
     with transaction.atomic():
         bad = emit(aggregate_type="thing", aggregate_id="1", event_type=long_type, payload={})
     fine = Message.objects.create(sender=alice, receiver=bob, content="fine")
