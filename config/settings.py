@@ -194,6 +194,10 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 DATABASES["default"]["ENGINE"] = "outbox.backends.postgresql"
 # pgtrigger.ignore() does not work with server-side binding: keep Django's client-side default.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = False
+# May this connection keep prepared statements? Only the outbox's appends use them (Django's
+# client-side binding never prepares); false behind a pooler that does not carry them from one
+# server connection to the next (PgBouncer in transaction mode, unless max_prepared_statements).
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5 if _env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

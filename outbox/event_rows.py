@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -96,20 +96,12 @@ def insert_sql(count: int, *, returning: str = "") -> str:
     return f"{sql} RETURNING {returning}" if returning else sql
 
 
-# A few sizes only: one row is nearly every append, and each template grows with its count.
+# A few sizes only: one row is nearly every append, and each statement grows with its count.
 @functools.lru_cache(maxsize=8)
-def _insert_template(count: int) -> bytes:
-    return insert_sql(count).encode()
-
-
-def literal_insert_sql(rows: Sequence[EventRow], as_literal: Callable[[Any], bytes]) -> bytes:
-    """`insert_sql(len(rows))` with the rows' values written in as SQL literals by `as_literal`.
-
-    `as_literal` is a psycopg Transformer's, which quotes and escapes each value for its
-    connection: the query psycopg's client-side binding makes, without parsing the statement.
-    """
-    literals = tuple(b"NULL" if value is None else as_literal(value) for row in rows for value in row.values)
-    return _insert_template(len(rows)) % literals
+def numbered_insert_sql(count: int) -> bytes:
+    """`insert_sql(count)` with `$1, $2, …` placeholders, as libpq's extended protocol takes them."""
+    parts = insert_sql(count).split("%s")
+    return "".join(part + f"${number}" for number, part in enumerate(parts[:-1], start=1)).encode() + parts[-1].encode()
 
 
 def parameters(rows: Iterable[EventRow]) -> list[Any]:

@@ -4,8 +4,9 @@ An append whose caller needs nothing back (no ids) does not need a round trip of
 this machine that round trip was a quarter of a message's write (README, "Performance"). On a
 connection of `outbox.backends.postgresql`, `emit_many(..., returning=False)` queues its rows on
 the connection, and they are inserted:
-- in the same round trip as the COMMIT, as `INSERT …; COMMIT` in one query: the usual case, where
-  the append is the last thing a transaction does (`Message.save()` and its `post_save`);
+- in the same round trip as the COMMIT, the INSERT and the COMMIT sent together through libpq's
+  pipeline mode: the usual case, where the append is the last thing a transaction does
+  (`Message.save()` and its `post_save`);
 - before any other statement the connection runs, so the transaction reads its own events, and
   an insert that fails, fails in the block that appended it: SAVEPOINT and RELEASE are statements
   too, so a queued row never crosses a savepoint.
@@ -15,21 +16,30 @@ after the last statement, so inside what is being rolled back.
 The rows are checked before they are queued (`outbox.event_rows`); what only the database can
 refuse, it refuses at that statement or at COMMIT, like a deferred constraint.
 
+A single row goes with the COMMIT through a statement prepared once per connection, when the
+connection may keep prepared statements: when its `prepare_threshold` (Django's OPTIONS, which
+Django sets to None unless told) is not None. Otherwise, and for several rows, the statement is
+planned anew each time. Either way the values travel as parameters, never spliced into SQL.
+
 Limits: a statement run on the raw psycopg connection, past Django's cursor, does not send the
 queue first (it cannot read the queued rows), and other execute wrappers (`pgtrigger.ignore`)
-never see the rows' INSERT.
+never see the rows' INSERT. A prepared statement dropped behind the outbox's back (DISCARD ALL,
+DEALLOCATE) fails the next commit with an append; the one after prepares it again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import select
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.adapt import Transformer
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import ExecStatus, TransactionStatus
 
 if TYPE_CHECKING:
+    from psycopg.pq.abc import PGconn, PGresult
+
     from outbox.event_rows import EventRow
 
 # The attribute, on a Django DatabaseWrapper, of its queue; only our backend sets it.
@@ -42,7 +52,7 @@ def queue_of(db: Any) -> list[EventRow] | None:
 
 
 def flush(db: Any, *, then_commit: bool = False) -> None:
-    """Insert the rows queued on `db` (a Django connection), with a COMMIT in the same query if asked.
+    """Insert the rows queued on `db` (a Django connection), with a COMMIT in the same round trip if asked.
 
     Its callers (the backend's commit, the execute wrapper) call it only with rows queued. The
     queue is emptied whatever happens: on success the rows are written; on an error the
@@ -52,58 +62,145 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
     rows = list(queue)
     queue.clear()
     # Imported here: Django loads this backend before the apps, and event_rows needs the models.
-    from outbox.event_rows import literal_insert_sql
+    from outbox.event_rows import insert_sql, parameters
 
     connection = db.connection
-    # The values are bound client-side, as psycopg's ClientCursor binds them: several statements
-    # in one query need the simple query protocol.
-    query = literal_insert_sql(rows, _literal_maker(db, connection))
-    if not then_commit:
-        # Through a psycopg cursor, which first opens the transaction on the server if no
-        # statement has yet: sent alone, rows appended first would commit on their own.
-        with connection.cursor() as cursor:
-            cursor.execute(query)
+    if then_commit:
+        _insert_and_commit(db, _kept_for(db, connection), rows)
         return
-    # A transaction not opened yet needs no BEGIN here: PostgreSQL runs a query's statements
-    # as one transaction, which its COMMIT ends.
-    _execute_commit(connection, query + b"; COMMIT")
-    # pgconn's status, not connection.info's: that makes a new ConnectionInfo on every read.
-    if connection.pgconn.transaction_status != TransactionStatus.IDLE:
-        # Cannot happen with PostgreSQL's COMMIT; commit as usual rather than leave it open.
-        connection.commit()
+    # Through a psycopg cursor, which first opens the transaction on the server (with the
+    # connection's isolation level) if no statement has yet: sent alone, the rows would commit
+    # on their own. Rare: most transactions end with their append.
+    with connection.cursor() as cursor:
+        cursor.execute(insert_sql(len(rows)), parameters(rows))
 
 
-# The attribute, on a Django DatabaseWrapper, of its psycopg connection's literal maker.
-_LITERALS_ATTRIBUTE = "outbox_write_behind_literals"
+# The attribute, on a Django DatabaseWrapper, of what is kept for its psycopg connection.
+_KEPT_ATTRIBUTE = "outbox_write_behind_kept"
+_statement_names = itertools.count(1)
 
 
-def _literal_maker(db: Any, connection: psycopg.Connection) -> Callable[[Any], bytes]:
-    """`as_literal` of a psycopg Transformer kept for `connection`: making one per flush cost ~8 µs.
+class _Kept:
+    """What the commit path keeps per psycopg connection: a Transformer, and its prepared INSERT.
 
-    A Transformer quotes strings in the connection's encoding, which Django sets once when it
-    connects; kept with it, a changed encoding still gets a new Transformer.
+    A Transformer makes each value's text in the connection's encoding, which Django sets once
+    when it connects; a changed encoding gets a new one (making one per commit cost ~8 µs). The
+    prepared statement's name is new with each `_Kept`, so a new one never collides with a
+    statement an earlier one prepared in the same session.
     """
+
+    __slots__ = ("connection", "dump", "encoding", "prepared", "statement")
+
+    def __init__(self, connection: psycopg.Connection, encoding: bytes | None) -> None:
+        self.connection = connection
+        self.encoding = encoding
+        self.dump = Transformer.from_context(connection).dump_sequence
+        self.statement = b"outbox_append_%d" % next(_statement_names)
+        self.prepared = False
+
+
+def _kept_for(db: Any, connection: psycopg.Connection) -> _Kept:
     encoding = connection.pgconn.parameter_status(b"client_encoding")
-    kept = getattr(db, _LITERALS_ATTRIBUTE, None)
-    if kept is None or kept[0] is not connection or kept[1] != encoding:
-        kept = (connection, encoding, Transformer.from_context(connection).as_literal)
-        setattr(db, _LITERALS_ATTRIBUTE, kept)
-    return kept[2]
+    kept = getattr(db, _KEPT_ATTRIBUTE, None)
+    if kept is None or kept.connection is not connection or kept.encoding != encoding:
+        kept = _Kept(connection, encoding)
+        setattr(db, _KEPT_ATTRIBUTE, kept)
+    return kept
 
 
-def _execute_commit(connection: psycopg.Connection, query: bytes) -> None:
-    """Run `query`, which ends with COMMIT, straight through libpq: nothing comes back but its status.
+def _insert_and_commit(db: Any, kept: _Kept, rows: list[EventRow]) -> None:
+    """INSERT the rows and COMMIT, in one round trip, through libpq's pipeline mode.
 
-    A cursor's execute cost ~10 µs of Python more here (result sets, state checks), a twentieth
-    of what the append adds to a message's write. `PQexec` waits with the interpreter lock
-    released, as psycopg's own waiting does; unlike it, Ctrl-C takes effect once the COMMIT
-    returns. The simple query protocol stops at the first failing statement and returns its
-    error, or else the COMMIT's result.
+    A single row (nearly every append) goes through a statement prepared once per connection
+    when the connection allows it (module docstring): planning the INSERT anew with each message
+    was ~40 µs of its server CPU (README, "Performance"). Several rows go through the unnamed
+    statement, planned each time.
     """
+    from outbox.event_rows import numbered_insert_sql, parameters
+
+    connection = kept.connection
+    pgconn = connection.pgconn
+    values = rows[0].values if len(rows) == 1 else parameters(rows)
+    params = kept.dump(values, [PyFormat.TEXT] * len(values))
+    prepare = len(rows) == 1 and connection.prepare_threshold is not None
     with connection.lock:
-        result = connection.pgconn.exec_(query)
-    if result.status != ExecStatus.COMMAND_OK:
-        raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+        pgconn.enter_pipeline_mode()
+        try:
+            if pgconn.transaction_status == TransactionStatus.IDLE:
+                # No statement has opened the transaction: one that is only this INSERT needs no
+                # isolation level, and without a BEGIN, COMMIT would warn of no transaction.
+                pgconn.send_query_params(b"BEGIN", None)
+            if not prepare:
+                pgconn.send_query_params(numbered_insert_sql(len(rows)), params)
+            else:
+                if not kept.prepared:
+                    pgconn.send_prepare(kept.statement, numbered_insert_sql(1))
+                pgconn.send_query_prepared(kept.statement, params)
+            pgconn.send_query_params(b"COMMIT", None)
+            pgconn.pipeline_sync()
+            results, interrupted = _results_until_sync(pgconn)
+        except BaseException:
+            # Cut off mid-pipeline (a dropped connection): the session's state is unknown.
+            # Closed, the server ends whatever transaction did not commit.
+            connection.close()
+            raise
+        pgconn.exit_pipeline_mode()
+    if prepare and not kept.prepared:
+        # Prepared statements outlive transactions: it stays prepared even if the rest failed.
+        kept.prepared = results[-3].status == _COMMAND_OK
+    for result in results:
+        if result.status == _FATAL_ERROR:
+            error = psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+            if isinstance(error, psycopg.errors.InvalidSqlStatementName):
+                # Dropped behind our back (DISCARD ALL or DEALLOCATE past Django's cursor).
+                forget_prepared(db)
+            raise error  # a Ctrl-C held meanwhile gives way to it: either ends the caller's work
+    if interrupted is not None:
+        raise interrupted  # now that the transaction has committed
+
+
+def forget_prepared(db: Any) -> None:
+    """The session of `db` lost its prepared statements: the next commit prepares a new one."""
+    setattr(db, _KEPT_ATTRIBUTE, None)
+
+
+# Plain ints, read once: the loop compares every result's status.
+_COMMAND_OK, _FATAL_ERROR, _PIPELINE_SYNC = (
+    int(status) for status in (ExecStatus.COMMAND_OK, ExecStatus.FATAL_ERROR, ExecStatus.PIPELINE_SYNC)
+)
+
+
+def _results_until_sync(pgconn: PGconn) -> tuple[list[PGresult], KeyboardInterrupt | None]:
+    """Every result of the pipeline up to its sync point, and a Ctrl-C that came meanwhile.
+
+    It waits with the interpreter lock released: libpq's own blocking wait (`PQgetResult`) would
+    hold it for the whole round trip and stop every other thread of the process. A Ctrl-C is
+    held until the replies are in, so it never leaves a COMMIT of unknown outcome on an open
+    connection.
+    """
+    while pgconn.flush():
+        _wait(pgconn, select.POLLOUT)
+    results = []
+    interrupted = None
+    while True:
+        while pgconn.is_busy():
+            try:
+                _wait(pgconn, select.POLLIN)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            continue  # the end of one statement's results
+        if result.status == _PIPELINE_SYNC:
+            return results, interrupted
+        results.append(result)
+
+
+def _wait(pgconn: PGconn, event: int) -> None:
+    poller = select.poll()
+    poller.register(pgconn.socket, event)
+    poller.poll()
 
 
 def discard(db: Any) -> None:
@@ -113,9 +210,15 @@ def discard(db: Any) -> None:
         queue.clear()
 
 
+# Statements that drop a session's prepared statements (psycopg watches for them too).
+_DROPS_PREPARED = ("DISCARD", "DEALLOCATE")
+
+
 def flush_before_statement(execute, sql, params, many, context):
     """A Django execute wrapper: the queued rows go first, in their own statement."""
     db = context["connection"]
+    if isinstance(sql, str) and sql[:16].lstrip().upper().startswith(_DROPS_PREPARED):
+        forget_prepared(db)
     # A transaction Django already marked for rollback runs no statement: leave the rows be.
     if queue_of(db) and not db.needs_rollback:
         with db.wrap_database_errors:

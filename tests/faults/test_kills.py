@@ -62,7 +62,9 @@ def test_consumers_killed_after_commit_before_ack_and_at_random_lose_and_double_
         relays=1,
         kill_every=1.0,
         kill_targets=("consumer",),
-        failpoints="consumer.after_commit=0.005,consumer.before_commit=0.002",
+        # The assertion below needs one death after a commit: at 0.005 per batch about one run in
+        # four had none (10 random kills, 2 failpoint deaths, 0 duplicates); at 0.05 runs had 10-16.
+        failpoints="consumer.after_commit=0.05,consumer.before_commit=0.002",
         seed=12,
     )
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import select
+import tempfile
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, ProgrammingError, connection, transaction
 
 import outbox
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ
@@ -52,19 +55,52 @@ def test_the_project_database_writes_appends_behind():
     assert write_behind.queue_of(connection) == []
 
 
+@contextlib.contextmanager
+def protocol_trace() -> Iterator[list[str]]:
+    """libpq's trace of what this test's connection sends (F) and receives (B), one line a message."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        try:
+            yield lines
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            lines += trace.read().decode().splitlines()
+
+
+def sent_before_the_first_reply(lines: list[str]) -> list[tuple[str, str]]:
+    """(message, its fields) the client sent before it read a reply: what went in one round trip."""
+    sent = []
+    for line in lines:
+        direction, _length, message, *fields = line.split("\t")
+        if direction == "B":
+            break
+        sent.append((message, "".join(fields).strip()))
+    return sent
+
+
+def statements_parsed(sent: list[tuple[str, str]]) -> list[str]:
+    """The SQL of each Parse message, cut after its first two words: `"name" "SQL…`."""
+    return [" ".join(fields.split(" ")[:2]) for message, fields in sent if message == "Parse"]
+
+
 @pytest.mark.django_db(transaction=True)
-def test_appends_written_behind_commit_with_the_commit_in_one_query():
+def test_appends_written_behind_go_with_the_commit_in_one_round_trip():
     first, second = draft(), draft()
 
-    with transaction.atomic():
+    with protocol_trace() as lines, transaction.atomic():
         append_behind(first, second)
         assert len(write_behind.queue_of(connection)) == 2  # nothing sent yet
-        backend_pid = connection.connection.info.backend_pid
 
-    # The server's own record of that session's last query: the rows and the COMMIT together.
-    last_query = last_query_of(backend_pid)
-    assert last_query.startswith(f"INSERT INTO {OutboxEvent._meta.db_table}")
-    assert last_query.endswith("; COMMIT")
+    sent = sent_before_the_first_reply(lines)
+    # BEGIN (no statement had opened the transaction), the INSERT of both rows, the COMMIT and
+    # the sync point: all sent before the first reply was read.
+    assert statements_parsed(sent) == ['"" "BEGIN"', '"" "INSERT', '"" "COMMIT"']
+    assert sent[-1] == ("Sync", "")
     assert write_behind.queue_of(connection) == []
     assert stored_aggregates() == {str(first.aggregate_id), str(second.aggregate_id)}
 
@@ -238,3 +274,111 @@ def test_rows_are_written_in_the_connections_current_encoding():
 
     stored = dict(OutboxEvent.objects.values_list("aggregate_id", "headers"))
     assert stored == {str(first.aggregate_id): headers, str(second.aggregate_id): headers}
+
+
+def prepared_inserts_of_this_session() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO outbox%%'")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_single_append_goes_through_a_statement_prepared_once_per_connection():
+    connection.close()  # a session of its own, with nothing prepared yet
+    with protocol_trace() as first_commit, transaction.atomic():
+        append_behind(draft())
+    with protocol_trace() as second_commit, transaction.atomic():
+        append_behind(draft())
+
+    begin, insert, commit = statements_parsed(sent_before_the_first_reply(first_commit))
+    assert (begin, commit) == ('"" "BEGIN"', '"" "COMMIT"')
+    assert insert.startswith('"outbox_append_')
+    assert insert.endswith('" "INSERT')
+    # The second commit binds the prepared statement: only BEGIN and COMMIT are parsed.
+    sent = sent_before_the_first_reply(second_commit)
+    assert statements_parsed(sent) == ['"" "BEGIN"', '"" "COMMIT"']
+    assert len(prepared_inserts_of_this_session()) == 1
+    assert OutboxEvent.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing():
+    # Django's default (prepare_threshold None), and DATABASE_PREPARED_STATEMENTS=false: what
+    # a pooler that does not carry prepared statements between server connections needs.
+    connection.close()
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = None
+    commits = []
+    for _ in range(2):
+        with protocol_trace() as lines, transaction.atomic():
+            append_behind(draft())
+        commits.append(statements_parsed(sent_before_the_first_reply(lines)))
+
+    assert commits == [['"" "BEGIN"', '"" "INSERT', '"" "COMMIT"']] * 2
+    assert prepared_inserts_of_this_session() == []
+    assert OutboxEvent.objects.count() == 2
+    connection.close()
+
+
+def test_the_project_lets_its_connection_prepare_unless_told_not_to():
+    assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("statement", ["DISCARD ALL", "DEALLOCATE ALL", "  deallocate all"])
+def test_prepared_statements_dropped_through_django_are_prepared_again_at_the_next_commit(statement, alice, bob):
+    Message.objects.create(sender=alice, receiver=bob, content="first")
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+    assert prepared_inserts_of_this_session() == []
+
+    Message.objects.create(sender=alice, receiver=bob, content="second")
+
+    assert len(prepared_inserts_of_this_session()) == 1
+    assert OutboxEvent.objects.count() == Message.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_statement_dropped_past_django_fails_one_commit_and_the_next_prepares_again(alice, bob):
+    Message.objects.create(sender=alice, receiver=bob, content="first")
+    connection.connection.execute("DEALLOCATE ALL")  # the raw psycopg connection: no wrapper sees it
+
+    with pytest.raises(ProgrammingError, match="does not exist"):
+        Message.objects.create(sender=alice, receiver=bob, content="lost with its commit")
+    Message.objects.create(sender=alice, receiver=bob, content="third")
+
+    contents = set(Message.objects.values_list("content", flat=True))
+    assert contents == {"first", "third"}
+    assert OutboxEvent.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ctrl_c_while_the_commit_is_on_the_wire_takes_effect_once_it_has_committed(monkeypatch, alice, bob):
+    wait = write_behind._wait
+    interrupts = []
+
+    def interrupted_once(pgconn, event):
+        if event == select.POLLIN and not interrupts:
+            interrupts.append(event)
+            raise KeyboardInterrupt
+        wait(pgconn, event)
+
+    monkeypatch.setattr(write_behind, "_wait", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        Message.objects.create(sender=alice, receiver=bob, content="interrupted")
+
+    assert interrupts
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert Message.objects.count() == OutboxEvent.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_before_the_commit_fails_it_and_nothing_commits(alice, bob):
+    with pytest.raises(OperationalError), transaction.atomic():
+        Message.objects.create(sender=alice, receiver=bob, content="lost")
+        with other_database_session() as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+
+    assert Message.objects.count() == OutboxEvent.objects.count() == 0
+    Message.objects.create(sender=alice, receiver=bob, content="after")  # on a new connection
+    assert Message.objects.count() == OutboxEvent.objects.count() == 1
