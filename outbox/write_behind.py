@@ -75,6 +75,9 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
         cursor.execute(insert_sql(len(rows)), parameters(rows))
 
 
+# Rows per INSERT of several: 8,000 parameters, where the protocol allows 65,535 per statement.
+ROWS_PER_STATEMENT = 1000
+
 # The attribute, on a Django DatabaseWrapper, of what is kept for its psycopg connection.
 _KEPT_ATTRIBUTE = "outbox_write_behind_kept"
 _statement_names = itertools.count(1)
@@ -114,15 +117,24 @@ def _insert_and_commit(db: Any, kept: _Kept, rows: list[EventRow]) -> None:
     A single row (nearly every append) goes through a statement prepared once per connection
     when the connection allows it (module docstring): planning the INSERT anew with each message
     was ~40 µs of its server CPU (README, "Performance"). Several rows go through the unnamed
-    statement, planned each time.
+    statement, planned each time, `ROWS_PER_STATEMENT` rows at most per INSERT.
     """
     from outbox.event_rows import numbered_insert_sql, parameters
 
     connection = kept.connection
     pgconn = connection.pgconn
-    values = rows[0].values if len(rows) == 1 else parameters(rows)
-    params = kept.dump(values, [PyFormat.TEXT] * len(values))
     prepare = len(rows) == 1 and connection.prepare_threshold is not None
+    # Every value made into text before anything is sent: a value psycopg cannot send fails
+    # here, with the connection still in a known state.
+    if prepare:
+        values = rows[0].values
+        inserts = [(None, kept.dump(values, [PyFormat.TEXT] * len(values)))]
+    else:
+        inserts = []
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            values = parameters(chunk)
+            inserts.append((numbered_insert_sql(len(chunk)), kept.dump(values, [PyFormat.TEXT] * len(values))))
     with connection.lock:
         pgconn.enter_pipeline_mode()
         try:
@@ -130,12 +142,13 @@ def _insert_and_commit(db: Any, kept: _Kept, rows: list[EventRow]) -> None:
                 # No statement has opened the transaction: one that is only this INSERT needs no
                 # isolation level, and without a BEGIN, COMMIT would warn of no transaction.
                 pgconn.send_query_params(b"BEGIN", None)
-            if not prepare:
-                pgconn.send_query_params(numbered_insert_sql(len(rows)), params)
-            else:
+            if prepare:
                 if not kept.prepared:
                     pgconn.send_prepare(kept.statement, numbered_insert_sql(1))
-                pgconn.send_query_prepared(kept.statement, params)
+                pgconn.send_query_prepared(kept.statement, inserts[0][1])
+            else:
+                for sql, params in inserts:
+                    pgconn.send_query_params(sql, params)
             pgconn.send_query_params(b"COMMIT", None)
             pgconn.pipeline_sync()
             results, interrupted = _results_until_sync(pgconn)

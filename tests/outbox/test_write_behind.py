@@ -382,3 +382,28 @@ def test_a_connection_lost_before_the_commit_fails_it_and_nothing_commits(alice,
     assert Message.objects.count() == OutboxEvent.objects.count() == 0
     Message.objects.create(sender=alice, receiver=bob, content="after")  # on a new connection
     assert Message.objects.count() == OutboxEvent.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_rows_go_as_several_inserts_in_the_commits_round_trip(monkeypatch):
+    monkeypatch.setattr(write_behind, "ROWS_PER_STATEMENT", 2)
+    drafts = [draft() for _ in range(5)]
+
+    with protocol_trace() as lines, transaction.atomic():
+        append_behind(*drafts)
+
+    sent = sent_before_the_first_reply(lines)
+    assert statements_parsed(sent) == ['"" "BEGIN"'] + ['"" "INSERT'] * 3 + ['"" "COMMIT"']
+    stored = list(OutboxEvent.objects.order_by("id").values_list("aggregate_id", flat=True))
+    assert stored == [str(each.aggregate_id) for each in drafts]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_rows_than_one_statement_can_bind_commit_all():
+    # 8 parameters a row: 8,200 rows are more than the protocol's 65,535 parameters a statement.
+    drafts = [draft() for _ in range(8200)]
+
+    with transaction.atomic():
+        append_behind(*drafts)
+
+    assert OutboxEvent.objects.count() == 8200
