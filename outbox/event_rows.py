@@ -100,8 +100,8 @@ def insert_sql(count: int, *, returning: str = "") -> str:
 @functools.lru_cache(maxsize=8)
 def numbered_insert_sql(count: int) -> bytes:
     """`insert_sql(count)` with `$1, $2, …` placeholders, as libpq's extended protocol takes them."""
-    parts = insert_sql(count).split("%s")
-    return "".join(part + f"${number}" for number, part in enumerate(parts[:-1], start=1)).encode() + parts[-1].encode()
+    placeholders = tuple(f"${number}" for number in range(1, count * len(COLUMNS) + 1))
+    return (insert_sql(count) % placeholders).encode()
 
 
 def parameters(rows: Iterable[EventRow]) -> list[Any]:

@@ -23,8 +23,9 @@ planned anew each time. Either way the values travel as parameters, never splice
 
 Limits: a statement run on the raw psycopg connection, past Django's cursor, does not send the
 queue first (it cannot read the queued rows), and other execute wrappers (`pgtrigger.ignore`)
-never see the rows' INSERT. A prepared statement dropped behind the outbox's back (DISCARD ALL,
-DEALLOCATE) fails the next commit with an append; the one after prepares it again.
+never see the rows' INSERT. DISCARD ALL or DEALLOCATE through Django's cursor makes the next
+commit prepare the statement anew; run on the raw connection, it fails the next commit with an
+append, and the one after prepares it again.
 """
 
 from __future__ import annotations
