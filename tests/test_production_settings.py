@@ -81,6 +81,7 @@ def test_production_refuses_to_start_with_debug_on_or_a_weak_secret_key(env, rea
         ({"API_MESSAGE_CREATE_RATE": "0/minute"}, "API_MESSAGE_CREATE_RATE must look like 60/minute"),
         ({"API_PAGE_SIZE": "0"}, "API_PAGE_SIZE must be at least 1"),
         ({"MESSAGE_MAX_LENGTH": "many"}, "MESSAGE_MAX_LENGTH must be an integer"),
+        ({"DATABASE_PREPARED_STATEMENTS": "maybe"}, "DATABASE_PREPARED_STATEMENTS"),
     ],
 )
 def test_bad_values_stop_start_up(env, reason):
@@ -88,6 +89,18 @@ def test_bad_values_stop_start_up(env, reason):
 
     assert result.returncode != 0
     assert reason in result.stderr
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, "5"), ("true", "5"), ("false", "None")])
+def test_database_prepared_statements_sets_what_the_outbox_reads(value, threshold):
+    # The outbox prepares its INSERT only where psycopg's prepare_threshold is set (write_behind).
+    env = {} if value is None else {"DATABASE_PREPARED_STATEMENTS": value}
+    code = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+
+    result = run("-c", code, **env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == threshold
 
 
 def test_development_still_starts_without_a_secret_key():

@@ -320,10 +320,6 @@ def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing()
     connection.close()
 
 
-def test_the_project_lets_its_connection_prepare_unless_told_not_to():
-    assert settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] is not None
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("statement", ["DISCARD ALL", "DEALLOCATE ALL", "  deallocate all"])
 def test_prepared_statements_dropped_through_django_are_prepared_again_at_the_next_commit(statement, alice, bob):
