@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import select
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -39,6 +40,7 @@ from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import ExecStatus, TransactionStatus
 
 if TYPE_CHECKING:
+    from psycopg.abc import Buffer
     from psycopg.pq.abc import PGconn, PGresult
 
     from outbox.event_rows import EventRow
@@ -93,14 +95,18 @@ class _Kept:
     statement an earlier one prepared in the same session.
     """
 
-    __slots__ = ("connection", "dump", "encoding", "prepared", "statement")
+    __slots__ = ("_dump", "connection", "encoding", "prepared", "statement")
 
     def __init__(self, connection: psycopg.Connection, encoding: bytes | None) -> None:
         self.connection = connection
         self.encoding = encoding
-        self.dump = Transformer.from_context(connection).dump_sequence
+        self._dump = Transformer.from_context(connection).dump_sequence
         self.statement = b"outbox_append_%d" % next(_statement_names)
         self.prepared = False
+
+    def parameters_of(self, values: Sequence[Any]) -> Sequence[Buffer | None]:
+        """`values` as the text the server reads for a statement's parameters."""
+        return self._dump(values, [PyFormat.TEXT] * len(values))
 
 
 def _kept_for(db: Any, connection: psycopg.Connection) -> _Kept:
@@ -128,14 +134,12 @@ def _insert_and_commit(db: Any, kept: _Kept, rows: list[EventRow]) -> None:
     # Every value made into text before anything is sent: a value psycopg cannot send fails
     # here, with the connection still in a known state.
     if prepare:
-        values = rows[0].values
-        inserts = [(None, kept.dump(values, [PyFormat.TEXT] * len(values)))]
+        inserts = [(None, kept.parameters_of(rows[0].values))]
     else:
         inserts = []
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
-            values = parameters(chunk)
-            inserts.append((numbered_insert_sql(len(chunk)), kept.dump(values, [PyFormat.TEXT] * len(values))))
+            inserts.append((numbered_insert_sql(len(chunk)), kept.parameters_of(parameters(chunk))))
     with connection.lock:
         pgconn.enter_pipeline_mode()
         try:
@@ -160,7 +164,8 @@ def _insert_and_commit(db: Any, kept: _Kept, rows: list[EventRow]) -> None:
             raise
         pgconn.exit_pipeline_mode()
     if prepare and not kept.prepared:
-        # Prepared statements outlive transactions: it stays prepared even if the rest failed.
+        # The Parse's result, before the Execute's and the COMMIT's. Prepared statements outlive
+        # transactions: it stays prepared even if the rest failed.
         kept.prepared = results[-3].status == _COMMAND_OK
     for result in results:
         if result.status == _FATAL_ERROR:
