@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "outbox",
     "relay",
     "messaging",
+    "tooling",
 ]
 
 MIDDLEWARE = [

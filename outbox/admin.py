@@ -1,8 +1,8 @@
 """Admin pages for the event log and the inbox: operators look, the database guards.
 
-Event content is read-only. The two actions are thin shells over the services the commands use:
-send dead events again (`outbox_retry`) and replay published ones (`outbox_replay`, to the events
-exchange). They need the change permission on events, which view-only staff lack.
+Event content is read-only. The action to send dead events again is a thin shell over the service
+`outbox_retry` uses; it needs the change permission on events, which view-only staff lack. The
+replay action needs the relay, so `relay/admin.py` adds it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ from django.contrib import admin, messages
 from outbox.models import PENDING, InboxEntry, OutboxEvent
 from outbox.schemas import registered_schemas
 from outbox.services import retry_dead_events
-from relay.replay import ReplaySelection, ReplayStopped, plan_replay, replay_events
-
-# A replay runs inside the request; anything larger belongs to `outbox_replay`, with its progress bar.
-ADMIN_REPLAY_LIMIT = 1000
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -75,7 +71,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     search_fields = ("=event_id", "=aggregate_id")
     ordering = ("-id",)
     show_full_result_count = False  # count(*) on a large event table is slow
-    actions = ("send_dead_events_again", "replay_published_events")
+    actions = ("send_dead_events_again",)
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("outbox.change_outboxevent")
@@ -89,35 +85,6 @@ class OutboxEventAdmin(ReadOnlyAdmin):
             f"{sent} dead event(s) are pending again; a running relay publishes them."
             + (f" {selected - sent} selected event(s) were not dead and were left alone." if selected > sent else ""),
             messages.SUCCESS if sent else messages.WARNING,
-        )
-
-    @admin.action(description="Replay selected published events to every consumer", permissions=["operate"])
-    def replay_published_events(self, request, queryset) -> None:
-        selected = queryset.count()
-        ids = list(queryset.filter(published_at__isnull=False).values_list("id", flat=True)[: ADMIN_REPLAY_LIMIT + 1])
-        if len(ids) > ADMIN_REPLAY_LIMIT:
-            self.message_user(
-                request,
-                f"More than {ADMIN_REPLAY_LIMIT} published events selected: nothing replayed. "
-                "Use `manage.py outbox_replay` with filters for a replay this large.",
-                messages.ERROR,
-            )
-            return
-        if not ids:
-            self.message_user(request, "None of the selected events is published: nothing replayed.", messages.WARNING)
-            return
-        plan = plan_replay(ReplaySelection(ids=tuple(ids)))
-        try:
-            result = replay_events(plan)
-        except ReplayStopped as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        skipped = selected - len(ids)
-        self.message_user(
-            request,
-            f"Replayed {result.replayed} published event(s), each confirmed by the broker, to {plan.describe_target()}."
-            + (f" {skipped} selected event(s) were not published and were left alone." if skipped else ""),
-            messages.SUCCESS if result.replayed else messages.WARNING,
         )
 
 

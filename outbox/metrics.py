@@ -3,7 +3,7 @@
 Labels are bounded and never carry content or ids: an event type (checked against the schema
 registry before it is appended) or a consumer's name. The hot paths count once per batch or per
 append with the batch's size. The backlog is not counted here but read at scrape time by
-`BacklogCollector`, which only the web process registers (see `outbox/exposition.py`).
+`BacklogCollector`, which only the web process registers (see `outbox/metrics_server.py`).
 """
 
 from __future__ import annotations

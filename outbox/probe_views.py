@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from outbox.exposition import metrics_readable_with, render_web_metrics
 from outbox.health import readiness
+from outbox.metrics_server import metrics_readable_with, render_web_metrics
 
 
 @never_cache

@@ -21,8 +21,8 @@ from outbox.heartbeats import Heartbeat
 from outbox.outages import OutageTracker
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
 from relay import metrics
-from relay.publisher import BrokerUnavailable
-from relay.publishers import Publisher, build_publisher
+from relay.amqp_publisher import BrokerUnavailable
+from relay.publisher import Publisher, build_publisher
 from relay.wakeup import CommitListener, ListenerUnavailable
 
 logger = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from outbox.inbox import forget_inbox_entries
 from outbox.models import OutboxEvent
 from outbox.schemas import registered_schemas
 from outbox.services import OUTGOING_EVENT_COLUMNS, outgoing_event
-from relay.publisher import BrokerUnavailable
-from relay.publishers import Publisher, build_publisher
+from relay.amqp_publisher import BrokerUnavailable
+from relay.publisher import Publisher, build_publisher
 
 Progress = Callable[[int], None]
 

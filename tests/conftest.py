@@ -17,8 +17,8 @@ from config.embedded import broker as embedded_broker
 from config.embedded import filesystem_transport
 from messaging.topology import build_topology
 from outbox.broker import broker_connection, declare_topology, delete_topology
-from outbox.faults.supervisor import current_database_url
 from tests.helpers import stop_processes
+from tooling.faults.supervisor import current_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 _user_numbers = itertools.count(1)

@@ -15,7 +15,7 @@ Why this transport, on the evidence of kombu 5.7 on our machine:
   message.
 - Its limits, which suit a development machine: a publish returns once the file is written
   (no confirms; no fsync); an unroutable publish is silently dropped, so the relay looks the
-  bindings up first (`relay.local_publisher`); a delivery taken by a consumer that is killed
+  bindings up first (`relay.filesystem_publisher`); a delivery taken by a consumer that is killed
   before it acks is lost (acks are settled in the consumer's memory); queues know no delivery
   count, so a failing handler is retried without the quorum queue's bound.
 - kombu's file names shuffle what is published within one millisecond; ours keep publish order

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from messaging.chaos import ChaosPlan, ChaosRun
+from tooling.chaos import ChaosPlan, ChaosRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 
 from messaging.models import Message, Notification
-from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import OutboxEvent
 from tests.helpers import terminate_other_database_sessions, wait_until
+from tooling.faults.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from messaging.benchmarks.pipeline import BenchConfig, PipelineBench
 from messaging.models import Message
 from outbox.models import OutboxEvent
+from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

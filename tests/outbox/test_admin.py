@@ -132,7 +132,7 @@ def test_replay_with_the_broker_down_reports_the_error_to_the_operator(admin_cli
 
 
 def test_a_replay_too_large_for_a_request_is_refused_and_names_the_command(admin_client, events, monkeypatch):
-    monkeypatch.setattr("outbox.admin.ADMIN_REPLAY_LIMIT", 1)
+    monkeypatch.setattr("relay.admin.ADMIN_REPLAY_LIMIT", 1)
 
     [note] = run_action(admin_client, "replay_published_events", events["published"])
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from outbox.durations import parse_duration
+from outbox.command_arguments import parse_duration
 from outbox.models import InboxEntry, OutboxEvent
 from tests.helpers import append_read_events
 

@@ -14,7 +14,6 @@ from kombu import Producer
 
 from messaging.topology import build_topology
 from outbox.broker import broker_connection, declare_topology
-from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent, WorkerHeartbeat
 from outbox.status import (
     _BUCKET_COUNTS_SQL,
@@ -26,6 +25,7 @@ from outbox.status import (
     recent_errors,
 )
 from tests.helpers import append_read_events, wait_until
+from tooling.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db
 

@@ -18,9 +18,9 @@ from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
 from outbox.broker import declare_topology, require_amqp
 from outbox.envelope import OutgoingEvent
-from relay.local_publisher import LocalPublisher
-from relay.publisher import BrokerUnavailable, ConfirmingPublisher
-from relay.publishers import build_publisher
+from relay.amqp_publisher import BrokerUnavailable, ConfirmingPublisher
+from relay.filesystem_publisher import LocalPublisher
+from relay.publisher import build_publisher
 from relay.relay import Relay
 from tests.helpers import wait_until
 
@@ -240,7 +240,7 @@ def test_a_replay_to_a_queue_no_binding_names_fails_every_event_and_stores_none(
 def test_amqp_only_tools_refuse_a_serverless_broker(filesystem_broker):
     from django.core.exceptions import ImproperlyConfigured
 
-    from messaging.chaos import ChaosPlan, ChaosRun
+    from tooling.chaos import ChaosPlan, ChaosRun
 
     with pytest.raises(ImproperlyConfigured, match=r"needs RabbitMQ .* the broker is filesystem://"):
         require_amqp("the soak")

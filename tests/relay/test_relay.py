@@ -13,7 +13,7 @@ from messaging.models import Message
 from outbox.broker import Topology
 from outbox.models import OutboxEvent
 from outbox.services import claim_pending_events
-from relay.publisher import BrokerUnavailable, ConfirmingPublisher
+from relay.amqp_publisher import BrokerUnavailable, ConfirmingPublisher
 from relay.relay import Relay
 from tests.helpers import claim_held_by_another_relay, get_messages, queue_depth, wait_until
 

@@ -15,11 +15,11 @@ from kombu import Exchange, Queue
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from outbox.broker import Topology
-from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent
-from relay.publisher import ConfirmingPublisher
+from relay.amqp_publisher import ConfirmingPublisher
 from relay.replay import ReplaySelection, ReplayStopped, plan_replay, replay_events
 from tests.helpers import get_messages, queue_depth, relay_pending_events, run_in_thread, wait_until
+from tooling.faults.tcp_proxy import TcpProxy
 
 
 def send(sender, receiver, count: int) -> list[Message]:

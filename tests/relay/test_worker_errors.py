@@ -8,12 +8,12 @@ import pytest
 from django.conf import settings
 
 from messaging.consumers import NotificationsConsumer
-from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import WorkerHeartbeat
 from outbox.status import recent_errors
-from relay.publisher import ConfirmingPublisher
+from relay.amqp_publisher import ConfirmingPublisher
 from relay.relay import Relay
 from tests.helpers import run_in_thread, wait_until
+from tooling.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

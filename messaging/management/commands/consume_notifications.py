@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging.consumers import NotificationsConsumer
-from outbox.exposition import serving_worker_metrics
+from outbox.metrics_server import serving_worker_metrics
 from outbox.shutdown import stop_on_signals
 
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from outbox.durations import parse_duration
+from outbox.command_arguments import parse_duration
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.retention import delete_old_inbox_entries, delete_published_events, delete_stale_heartbeats
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from outbox.moments import moment_argument
+from outbox.command_arguments import moment_argument
 from outbox.selectors import dead_events
 from outbox.services import retry_dead_events
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from outbox.moments import moment_argument
+from outbox.command_arguments import moment_argument
 from relay.replay import InvalidReplay, ReplaySelection, ReplayStopped, plan_replay, replay_events
 
 

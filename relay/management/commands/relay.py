@@ -8,9 +8,9 @@ from json import dumps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from outbox.exposition import serving_worker_metrics
+from outbox.metrics_server import serving_worker_metrics
 from outbox.shutdown import stop_on_signals
-from relay.publisher import BrokerUnavailable
+from relay.amqp_publisher import BrokerUnavailable
 from relay.relay import DatabaseUnavailable, Relay
 
 

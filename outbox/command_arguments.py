@@ -1,9 +1,14 @@
-"""Moments for operator commands: ISO 8601 dates and times, naive ones taken as UTC."""
+"""Values of operator commands' arguments: ISO 8601 moments (naive ones taken as UTC) and human
+durations (`90s`, `15m`, `12h`, `7d`, `2w`)."""
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 
 def parse_moment(text: str) -> datetime:
@@ -26,3 +31,11 @@ def moment_argument(text: str) -> datetime:
         return parse_moment(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_duration(text: str) -> timedelta:
+    """`7d` -> 7 days; raise ValueError naming the accepted form otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 12h, 7d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from messaging.benchmarks.pipeline import BenchConfig, PipelineBench
+from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 
 
 class Command(BaseCommand):

@@ -28,14 +28,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, connections
 
-from messaging.benchmarks import raw
 from messaging.models import Message, Notification
 from messaging.signals import created_event_guard_ignored_by_this_session, message_event_receivers_disconnected
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
 from outbox.broker import broker_connection, declare_topology, delete_topology, require_amqp
-from outbox.faults.supervisor import Supervisor, current_database_url
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.retention import delete_published_events_of
+from tooling.benchmarks import raw
+from tooling.faults.supervisor import Supervisor, current_database_url
 
 logger = logging.getLogger(__name__)
 

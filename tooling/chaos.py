@@ -26,9 +26,9 @@ from django.db.models import Count, Q
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
 from outbox.broker import broker_connection, declare_topology, delete_topology, require_amqp
-from outbox.faults.supervisor import Supervisor, current_database_url
-from outbox.faults.tcp_proxy import TcpProxy
 from outbox.models import InboxEntry, OutboxEvent
+from tooling.faults.supervisor import Supervisor, current_database_url
+from tooling.faults.tcp_proxy import TcpProxy
 
 Progress = Callable[[str, int, int], None]
 WORKER_APPLICATION_NAME = "outbox-chaos-worker"

@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from outbox.envelope import OutgoingEvent, amqp_properties
-from relay.messages import FrameWriter, content_properties, encode_properties, publish_frames
+from relay.amqp_frames import FrameWriter, content_properties, encode_properties, publish_frames
 
 # Header values py-amqp can put in a table.
 header_values = st.recursive(

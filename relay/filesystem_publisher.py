@@ -19,7 +19,7 @@ from kombu.utils.json import dumps
 
 from outbox.broker import Topology
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
-from relay.publisher import BasePublisher, BrokerUnavailable, PublishOutcome
+from relay.amqp_publisher import BasePublisher, BrokerUnavailable, PublishOutcome
 
 logger = logging.getLogger(__name__)
 

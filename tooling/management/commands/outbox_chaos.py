@@ -6,8 +6,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from messaging.chaos import ChaosPlan, ChaosRun
-from outbox.durations import parse_duration
+from outbox.command_arguments import parse_duration
+from tooling.chaos import ChaosPlan, ChaosRun
 
 
 def _seconds(text: str) -> float | None:
