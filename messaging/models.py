@@ -106,11 +106,11 @@ class Message(models.Model):
             # Deferred to COMMIT so the event may be appended after the row within the transaction.
             # The probe runs with sequential scans off, so it always goes through
             # outbox_aggregate_idx: PL/pgSQL keeps a plan for the session, and one made while the
-            # outbox was nearly empty (a new deployment, a fresh connection after a vacuum) was a
-            # sequential scan, which then made every message's COMMIT read the whole outbox. The
+            # outbox is nearly empty (a new deployment, a fresh connection after a vacuum) is a
+            # sequential scan, which then makes every message's COMMIT read the whole outbox. The
             # setting is put back at once, for whatever else this transaction still plans. Both
             # set_config calls are assignments, not PERFORM: PL/pgSQL evaluates an assignment as a
-            # simple expression, while PERFORM runs a whole query (about 5 µs each here).
+            # simple expression, while PERFORM runs a whole query.
             pg_triggers.Trigger(
                 name="message_requires_created_event",
                 operation=pgtrigger.Insert,

@@ -71,8 +71,8 @@ def created_event_guard_ignored_by_this_session() -> Iterator[None]:
     """Let this thread's connection commit messages without their event, at no cost per write.
 
     For measuring the bare write: `created_event_guard_ignored()` goes through
-    `pgtrigger.ignore()`, which puts a `set_config` in front of every statement (here ~30 µs of
-    Python and ~15 µs of server per message write). This sets the same setting once, for the
+    `pgtrigger.ignore()`, which puts a `set_config` in front of every statement, a cost the bare
+    write would carry and the outbox's write would not. This sets the same setting once, for the
     session: the guard still fires at COMMIT and returns at its first test. Not for a
     transaction that also uses `pgtrigger.ignore()`, whose local setting would hide this one.
     """

@@ -76,9 +76,9 @@ class EventRow:
 _LIMITS = {name: OutboxEvent._meta.get_field(name).max_length for name in ("aggregate_type", "aggregate_id")}
 
 # JSON is encoded by orjson, in C: the stdlib encoder calls back into Python for every UUID and
-# datetime, and encoding and decoding a message.created payload that way was ~25 µs of a message's
-# write (README, "Performance"). Datetimes, dates and times pass through to Django's encoder, so
-# they read as they always have (ISO 8601, milliseconds, "Z"); orjson writes UUIDs as str() does.
+# datetime, a cost paid on every message's write (docs/performance.md). Datetimes, dates and times
+# pass through to Django's encoder, so they read as Django writes them (ISO 8601, milliseconds,
+# "Z"); orjson writes UUIDs as str() does.
 # One stdlib encoder for the rest: what orjson refuses (non-string keys, integers past 64 bits,
 # other types) and any output holding a null, which may be a NaN or an infinity orjson wrote as
 # null. It refuses those (allow_nan=False), so the append fails here rather than losing a value.

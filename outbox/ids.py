@@ -2,10 +2,10 @@
 
 A random (v4) id puts each insert on a random leaf of its index. Once the index is larger than
 what one checkpoint cycle touches, nearly every insert is the first change to its leaf since the
-last checkpoint, and PostgreSQL then writes the whole 8 kB page to the WAL. Measured here with a
-million events in the table: a message's write took 14.4 kB of WAL with random event and message
-ids (the message id is also the aggregate id the outbox indexes), 1.7 kB with v7 ones. A v7 id
-starts with the time in milliseconds, so new ids land together at the index's right-hand end.
+last checkpoint, and PostgreSQL then writes the whole 8 kB page to the WAL: on a large outbox
+those page images are most of a message's WAL (the message id is also the aggregate id the
+outbox indexes; figures in docs/performance.md). A v7 id starts with the time in milliseconds,
+so new ids land together at the index's right-hand end.
 
 It tells the creation time to whoever sees the id; events and messages carry that time anyway.
 """

@@ -3,7 +3,7 @@
 pgtrigger starts every trigger function with `_pgtrigger_should_ignore(TG_NAME)`, which reads
 the `pgtrigger.ignore` setting with `current_setting()` inside an exception block: the setting is
 unset in nearly every session, so each firing raises and catches an error in a subtransaction.
-On this machine that was 12 to 15 µs of server CPU per firing, and a message's write fires two
+That costs server CPU on every firing (docs/performance.md), and a message's write fires two
 triggers (its event's NOTIFY trigger and the created-event guard). These triggers read the
 setting with `missing_ok` instead and look at the array only when one is set, so
 `pgtrigger.ignore()` works on them exactly as on pgtrigger's own.

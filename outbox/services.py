@@ -128,10 +128,10 @@ def emit(
 # do not hold their aggregate back.
 #
 # It is two single-table statements and no join, so that no table statistics can make it slow.
-# As one statement (NOT EXISTS an older pending event) its plan had to be "walk the pending index,
-# probe each row's aggregate", and stale or misleading statistics (a burst after the table was
-# analyzed nearly empty) made the planner scan every pending row per row instead: 8 s per claim
-# over 100,000 pending events.
+# As one statement (NOT EXISTS an older pending event) it is fast only with the plan "walk the
+# pending index, probe each row's aggregate", and stale or misleading statistics (a burst after
+# the table is analyzed nearly empty) make the planner scan every pending row per row instead
+# (docs/decisions/0003-two-statement-claim.md).
 #
 # 1. Read the head of the pending queue in id order, without locks. It is a prefix of the
 #    pending events, so every older pending event of an aggregate in it is in it too, whether

@@ -2,9 +2,9 @@
 
 A NOTIFY costs more than its message: PostgreSQL serializes the commits of notifying
 transactions (a lock on "database 0", held until each commit is flushed), so writers committing
-together lose part of their group commit. With four writer processes that was a tenth of a
-message's write (README, "Performance"). A relay needs the notice only while it sleeps; while it
-is busy it claims again anyway. So each relay owns one of `WAKE_SLOTS` gates, advisory locks:
+together lose part of their group commit (docs/decisions/0002-wake-gate.md). A relay needs the
+notice only while it sleeps; while it is busy it claims again anyway. So each relay owns one of
+`WAKE_SLOTS` gates, advisory locks:
 - a writer's insert tries each gate shared (`pg_try_advisory_xact_lock_shared`, held to its
   commit) and notifies only when a try fails, that is when a relay holds or awaits that gate;
 - a relay about to sleep takes its gate exclusively. That waits for every writer that got it
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import psycopg
 
-# Gates, and so relays that are woken on commit. Each costs every insert a lock try (the trigger,
-# its four tries included, measured 8-10 µs of server CPU per insert); a deployment with more
-# relays than this still relays everything (see above).
+# Gates, and so relays that are woken on commit. Each costs every insert a lock try in the trigger
+# (docs/decisions/0002-wake-gate.md); a deployment with more relays than this still relays
+# everything (see above).
 WAKE_SLOTS = 4
 
 # The first key of the two-key advisory locks: a relay's gate, and its claim on a slot.

@@ -1,9 +1,10 @@
 """Appends written behind: their rows go to the server with the transaction's next statement.
 
-An append whose caller needs nothing back (no ids) does not need a round trip of its own, and on
-this machine that round trip was a quarter of a message's write (README, "Performance"). On a
-connection of `outbox.backends.postgresql`, `emit_many(..., returning=False)` queues its rows on
-the connection, and they are inserted:
+An append whose caller needs nothing back (no ids) does not need a round trip of its own, and
+that round trip is a large share of a message's write
+(docs/decisions/0001-event-written-with-the-commit.md). On a connection of
+`outbox.backends.postgresql`, `emit_many(..., returning=False)` queues its rows on the
+connection, and they are inserted:
 - in the same round trip as the COMMIT, the INSERT and the COMMIT sent together through libpq's
   pipeline mode: the usual case, where the append is the last thing a transaction does
   (`Message.save()` and its `post_save`);
@@ -90,7 +91,8 @@ class _Kept:
     """What the commit path keeps per psycopg connection: a Transformer, and its prepared INSERT.
 
     A Transformer makes each value's text in the connection's encoding, which Django sets once
-    when it connects; a changed encoding gets a new one (making one per commit cost ~8 µs). The
+    when it connects; a changed encoding gets a new one. It is kept because making one costs Python
+    time on every commit. The
     prepared statement's name is new with each `_Kept`, so a new one never collides with a
     statement an earlier one prepared in the same session.
     """
@@ -123,7 +125,8 @@ def _insert_and_commit(db: Any, kept: _Kept, rows: list[EventRow]) -> None:
 
     A single row (nearly every append) goes through a statement prepared once per connection
     when the connection allows it (module docstring): planning the INSERT anew with each message
-    was ~40 µs of its server CPU (README, "Performance"). Several rows go through the unnamed
+    is a large part of the append's server CPU
+    (docs/decisions/0001-event-written-with-the-commit.md). Several rows go through the unnamed
     statement, planned each time, `ROWS_PER_STATEMENT` rows at most per INSERT.
     """
     from outbox.event_rows import numbered_insert_sql, parameters

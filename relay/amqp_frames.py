@@ -1,10 +1,10 @@
 """AMQP messages for outbox events, their content header packed directly.
 
 py-amqp encodes a message's properties by walking all fourteen basic properties and dispatching
-on each one's type code; in the relay's profile that walk was the largest single cost per event
-(about 4 µs of the ~100 µs an event takes). Every event carries the same set of properties
-(`outbox.envelope.amqp_properties` says which), so their flag word is a constant and each field
-is packed straight into place: about 0.8 µs. The headers table, the one open-ended field, still
+on each one's type code, the largest single cost per event in the relay's profile. Every event
+carries the same set of properties (`outbox.envelope.amqp_properties` says which), so their flag
+word is a constant and each field is packed straight into place (figures in
+docs/decisions/hand-packed-amqp-frames.md). The headers table, the one open-ended field, still
 goes through py-amqp's own encoder, so it accepts and refuses exactly the same values. A set of
 properties other than the usual one takes py-amqp's generic path. A test compares the bytes
 with py-amqp's for many events.
@@ -114,9 +114,9 @@ class FrameWriter:
     """Writes publish frames to a py-amqp connection's socket a few dozen events at a time.
 
     In writes of about `piece_bytes`: RabbitMQ starts routing the first while the relay packs the
-    next. A single write per batch left each side idle while the other worked, and was not
-    reliably faster than a write per event. Frames go out in the order they were added, which is
-    the order of their delivery tags.
+    next. A single write per batch leaves each side idle while the other works, and is not
+    reliably faster than a write per event (docs/performance.md). Frames go out in the order they
+    were added, which is the order of their delivery tags.
     """
 
     def __init__(self, connection: amqp.Connection, piece_bytes: int = 32 * 1024) -> None:

@@ -6,7 +6,7 @@ consumer and anyone else on this machine reach the same queues without a broker 
 Why this transport, on the evidence of kombu 5.7 on our machine:
 - The filesystem transport keeps every exchange's binding table in its control folder, topic
   exchanges included: a message published by one process is routed by bindings another process
-  declared (tried: declare in one process, publish in a second, consume in a third). kombu's
+  declared (checked: declare in one process, publish in a second, consume in a third). kombu's
   other virtual transports keep bindings in the memory of the process that declared them; the
   relay declares the whole topology itself, but the consumer's dead-letter publisher (its own
   connection) would find no bindings there and drop what it republishes.

@@ -8,8 +8,8 @@ meets a system PostgreSQL on 5432).
 What pgserver does, as checked on our machine (pgserver 0.1.4):
 - Several processes share one server per data folder: the first to start creates and starts
   it, the others find its `postmaster.pid` and connect. Its own inter-process lock covers that,
-  but we saw one of three processes starting a fresh folder at once fail in `initdb`, so our
-  start-up is serialised by a lock of our own as well.
+  but processes starting a fresh folder at once can still fail in `initdb`, so our start-up is
+  serialised by a lock of our own as well.
 - Run as root, it creates a system user `pgserver` (`useradd`), gives it the data folder and
   opens the folders above it and the wheel's binaries to reading by others: PostgreSQL refuses
   to run as root.

@@ -53,11 +53,11 @@ class BenchConfig:
     # Our relay and consumer, then the raw loops, alternated this many times (see measure_against_limits).
     limit_rounds: int = 2
     rates: tuple[int, ...] = (200, 1000)
-    # 20 s: the p99 at 200/s is the 40th worst of 4,000. Over 5 s it was the 10th worst of 1,000,
-    # and a single stall of this VM (one lasted 67 ms and delayed seven messages) could decide it.
+    # 20 s: the p99 at 200/s is the 40th worst of 4,000, which a single stall of the machine cannot
+    # decide as it can the 10th worst of 1,000 (docs/performance.md, "Run-to-run spread").
     latency_seconds: float = 20.0
-    # Windows per rate; each percentile is their median. Four 20 s windows in a row, same workers,
-    # gave p99s of 7.9, 7.0, 26.2 and 7.7 ms at 200/s: one window decides nothing at ±15%.
+    # Windows per rate; each percentile is their median: one window's p99 can be a stall's, so one
+    # window against another cannot show a change of 15% (docs/performance.md).
     latency_windows: int = 3
     old_rows: int = 1_000_000
     batch_size: int = 500
@@ -106,8 +106,8 @@ class PipelineBench:
     # --- the run --------------------------------------------------------------------------
 
     def run(self) -> BenchResult:
-        # As deployed, DEBUG off: with it on, Django records every query it runs, which cost a
-        # message write alone ~30 µs here and made the write path's ratio look ~0.07 better.
+        # As deployed, DEBUG off: with it on, Django records every query it runs, a cost on the bare
+        # write as well that makes the write path's ratio look better than it is when deployed.
         debug, settings.DEBUG = settings.DEBUG, False
         try:
             return self._run()
@@ -227,9 +227,9 @@ class PipelineBench:
     def measure_against_limits(self) -> None:
         """Relay and consumer throughput, and each against its raw loop, in alternating rounds.
 
-        Measured phases apart, a drift of this VM's speed landed on one side of the ratio: the
-        raw loops ran minutes after ours. Each round drains the same size of backlog from a
-        vacuumed table with ours, then with the raw loops; figures and ratios are medians.
+        Measured phases apart, a drift of the machine's speed would land on one side of the ratio:
+        the raw loops would run minutes after ours. Each round drains the same size of backlog from
+        a vacuumed table with ours, then with the raw loops; figures and ratios are medians.
         """
         rounds = []
         for _ in range(self.config.limit_rounds):
@@ -291,8 +291,8 @@ class PipelineBench:
         with connection.cursor() as cursor:
             cursor.execute(f"VACUUM (ANALYZE) {OutboxEvent._meta.db_table}, {Message._meta.db_table}")
         # And the setting-up's writes are flushed before the clock starts, as pgbench does before
-        # its runs: a backlog or the million old rows set off checkpoints (every ~40 s in a run),
-        # whose page writes otherwise fell into the measured phase on one side of a comparison.
+        # its runs: a backlog or the million old rows set off checkpoints, whose page writes would
+        # otherwise fall into the measured phase on one side of a comparison.
         try:
             with connection.cursor() as cursor:
                 cursor.execute("CHECKPOINT")
