@@ -24,8 +24,9 @@ from typing import Any
 import amqp
 from amqp.serialization import dumps
 
-# (name, AMQP type) in the order of the basic class's property list, and each one's flag bit.
-_USUAL = (
+# (name, AMQP type, flag bit) of each usual property, in the order of py-amqp's
+# `Message.PROPERTIES` (a test holds them to it).
+USUAL_PROPERTIES = (
     ("content_type", "s", 15),
     ("content_encoding", "s", 14),
     ("application_headers", "F", 13),
@@ -34,8 +35,8 @@ _USUAL = (
     ("timestamp", "L", 6),
     ("type", "s", 5),
 )
-_USUAL_NAMES = frozenset(name for name, _, _ in _USUAL)
-_USUAL_FLAGS = pack(">H", sum(1 << bit for _, _, bit in _USUAL))
+_USUAL_NAMES = frozenset(name for name, _, _ in USUAL_PROPERTIES)
+_USUAL_FLAGS = pack(">H", sum(1 << bit for _, _, bit in USUAL_PROPERTIES))
 _EMPTY_TABLE = dumps(b"F", [{}])
 
 
@@ -111,7 +112,7 @@ def publish_frames(
 
 
 class FrameWriter:
-    """Writes publish frames to a py-amqp connection's socket a few dozen events at a time.
+    """Packs each publish of a batch and writes them to the channel's socket a few dozen at a time.
 
     In writes of about `piece_bytes`: RabbitMQ starts routing the first while the relay packs the
     next. A single write per batch left each side idle while the other worked, and was not
@@ -119,13 +120,34 @@ class FrameWriter:
     the order of their delivery tags.
     """
 
-    def __init__(self, connection: amqp.Connection, piece_bytes: int = 32 * 1024) -> None:
-        self._connection = connection
+    def __init__(self, channel: amqp.Channel, piece_bytes: int = 32 * 1024) -> None:
+        self._connection = channel.connection
+        self._channel_id = channel.channel_id
         self._piece_bytes = piece_bytes
         self._frames: list[bytes] = []
         self._size = 0
 
+    def publish(
+        self, *, exchange: str, routing_key: str, mandatory: bool, properties: dict[str, Any], body: bytes
+    ) -> None:
+        """Hold one `basic.publish` of `body` for the next write.
+
+        Raises what py-amqp raises for a value it cannot encode, before anything of it is held.
+        """
+        self.add(
+            publish_frames(
+                channel_id=self._channel_id,
+                frame_max=self._connection.frame_max,
+                exchange=exchange,
+                routing_key=routing_key,
+                mandatory=mandatory,
+                properties=content_properties(properties),
+                body=body,
+            )
+        )
+
     def add(self, frames: bytes) -> None:
+        """Hold packed frames; write what is held once it reaches `piece_bytes`."""
         self._frames.append(frames)
         self._size += len(frames)
         if self._size >= self._piece_bytes:
