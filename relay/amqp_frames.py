@@ -1,19 +1,16 @@
-"""AMQP messages for outbox events, their content header packed directly.
+"""The relay's AMQP publishes, packed here rather than by py-amqp's `basic_publish`.
 
-py-amqp encodes a message's properties by walking all fourteen basic properties and dispatching
-on each one's type code; in the relay's profile that walk was the largest single cost per event
-(about 4 µs of the ~100 µs an event takes). Every event carries the same set of properties
-(`outbox.envelope.amqp_properties` says which), so their flag word is a constant and each field
-is packed straight into place: about 0.8 µs. The headers table, the one open-ended field, still
-goes through py-amqp's own encoder, so it accepts and refuses exactly the same values. A set of
-properties other than the usual one takes py-amqp's generic path. A test compares the bytes
-with py-amqp's for many events.
+Packing the frames of a whole batch and writing them a few dozen events at a time makes the
+relay's publish several times cheaper than `basic_publish`, which encodes through py-amqp's
+generic serializer, polls the socket for `connection.blocked` and makes one socket write per
+event (docs/decisions/hand-packed-amqp-frames.md has the measurements). The relay reads what
+the broker sends, `connection.blocked` included, while it waits for the batch's confirms.
 
-The publish frames are packed here too (`publish_frames`), so that the relay writes a batch to
-the socket a few dozen events at a time (`FrameWriter`). py-amqp's `basic_publish` serializes
-each method through its generic encoder, makes one socket write per message, and first polls the
-socket for a `connection.blocked` notice; the relay instead reads whatever the broker sent while
-it waits for the batch's confirms. Same bytes as py-amqp's frame writer (tested).
+Every event carries the same set of properties (`outbox.envelope.amqp_properties`), so their
+flag word is a constant and each field is packed straight into place; the headers table, the one
+open-ended field, goes through py-amqp's own encoder and so accepts and refuses the same values.
+Any other set of properties takes py-amqp's generic path. The bytes are py-amqp's own, and what
+this module relies on in py-amqp is pinned by tests/relay/test_amqp_frames.py.
 """
 
 from __future__ import annotations
@@ -114,10 +111,10 @@ def publish_frames(
 class FrameWriter:
     """Packs each publish of a batch and writes them to the channel's socket a few dozen at a time.
 
-    In writes of about `piece_bytes`: RabbitMQ starts routing the first while the relay packs the
-    next. A single write per batch left each side idle while the other worked, and was not
-    reliably faster than a write per event. Frames go out in the order they were added, which is
-    the order of their delivery tags.
+    In writes of about `piece_bytes`, so that RabbitMQ routes one piece while the relay packs the
+    next, where one write per batch would leave each side idle while the other works. Frames go
+    out in the order they were added, which is the order of their delivery tags. One thread per
+    connection: the writes bypass the lock of py-amqp's own frame writer.
     """
 
     def __init__(self, channel: amqp.Channel, piece_bytes: int = 32 * 1024) -> None:
