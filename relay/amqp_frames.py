@@ -127,7 +127,7 @@ class FrameWriter:
     def publish(
         self, *, exchange: str, routing_key: str, mandatory: bool, properties: dict[str, Any], body: bytes
     ) -> None:
-        """Hold one `basic.publish` of `body` for the next write.
+        """Pack one `basic.publish` of `body` and hold it with the others (see `add`).
 
         Raises what py-amqp raises for a value it cannot encode, before anything of it is held.
         """
