@@ -1,19 +1,16 @@
-"""AMQP messages for outbox events, their content header packed directly.
+"""The relay's AMQP publishes, packed here rather than by py-amqp's `basic_publish`.
 
-py-amqp encodes a message's properties by walking all fourteen basic properties and dispatching
-on each one's type code, the largest single cost per event in the relay's profile. Every event
-carries the same set of properties (`outbox.envelope.amqp_properties` says which), so their flag
-word is a constant and each field is packed straight into place (figures in
-docs/decisions/hand-packed-amqp-frames.md). The headers table, the one open-ended field, still
-goes through py-amqp's own encoder, so it accepts and refuses exactly the same values. A set of
-properties other than the usual one takes py-amqp's generic path. A test compares the bytes
-with py-amqp's for many events.
+Packing the frames of a whole batch and writing them a few dozen events at a time makes the
+relay's publish several times cheaper than `basic_publish`, which encodes through py-amqp's
+generic serializer, polls the socket for `connection.blocked` and makes one socket write per
+event (docs/decisions/hand-packed-amqp-frames.md has the measurements). The relay reads what
+the broker sends, `connection.blocked` included, while it waits for the batch's confirms.
 
-The publish frames are packed here too (`publish_frames`), so that the relay writes a batch to
-the socket a few dozen events at a time (`FrameWriter`). py-amqp's `basic_publish` serializes
-each method through its generic encoder, makes one socket write per message, and first polls the
-socket for a `connection.blocked` notice; the relay instead reads whatever the broker sent while
-it waits for the batch's confirms. Same bytes as py-amqp's frame writer (tested).
+Every event carries the same set of properties (`outbox.envelope.amqp_properties`), so their
+flag word is a constant and each field is packed straight into place; the headers table, the one
+open-ended field, goes through py-amqp's own encoder and so accepts and refuses the same values.
+Any other set of properties takes py-amqp's generic path. The bytes are py-amqp's own, and what
+this module relies on in py-amqp is pinned by tests/relay/test_amqp_frames.py.
 """
 
 from __future__ import annotations
@@ -24,8 +21,9 @@ from typing import Any
 import amqp
 from amqp.serialization import dumps
 
-# (name, AMQP type) in the order of the basic class's property list, and each one's flag bit.
-_USUAL = (
+# (name, AMQP type, flag bit) of each usual property, in the order of py-amqp's
+# `Message.PROPERTIES` (a test holds them to it).
+USUAL_PROPERTIES = (
     ("content_type", "s", 15),
     ("content_encoding", "s", 14),
     ("application_headers", "F", 13),
@@ -34,8 +32,8 @@ _USUAL = (
     ("timestamp", "L", 6),
     ("type", "s", 5),
 )
-_USUAL_NAMES = frozenset(name for name, _, _ in _USUAL)
-_USUAL_FLAGS = pack(">H", sum(1 << bit for _, _, bit in _USUAL))
+_USUAL_NAMES = frozenset(name for name, _, _ in USUAL_PROPERTIES)
+_USUAL_FLAGS = pack(">H", sum(1 << bit for _, _, bit in USUAL_PROPERTIES))
 _EMPTY_TABLE = dumps(b"F", [{}])
 
 
@@ -111,21 +109,42 @@ def publish_frames(
 
 
 class FrameWriter:
-    """Writes publish frames to a py-amqp connection's socket a few dozen events at a time.
+    """Packs each publish of a batch and writes them to the channel's socket a few dozen at a time.
 
-    In writes of about `piece_bytes`: RabbitMQ starts routing the first while the relay packs the
-    next. A single write per batch leaves each side idle while the other works, and is not
-    reliably faster than a write per event (docs/performance.md). Frames go out in the order they
-    were added, which is the order of their delivery tags.
+    In writes of about `piece_bytes`, so that RabbitMQ routes one piece while the relay packs the
+    next, where one write per batch would leave each side idle while the other works. Frames go
+    out in the order they were added, which is the order of their delivery tags. One thread per
+    connection: the writes bypass the lock of py-amqp's own frame writer.
     """
 
-    def __init__(self, connection: amqp.Connection, piece_bytes: int = 32 * 1024) -> None:
-        self._connection = connection
+    def __init__(self, channel: amqp.Channel, piece_bytes: int = 32 * 1024) -> None:
+        self._connection = channel.connection
+        self._channel_id = channel.channel_id
         self._piece_bytes = piece_bytes
         self._frames: list[bytes] = []
         self._size = 0
 
+    def publish(
+        self, *, exchange: str, routing_key: str, mandatory: bool, properties: dict[str, Any], body: bytes
+    ) -> None:
+        """Pack one `basic.publish` of `body` and hold it with the others (see `add`).
+
+        Raises what py-amqp raises for a value it cannot encode, before anything of it is held.
+        """
+        self.add(
+            publish_frames(
+                channel_id=self._channel_id,
+                frame_max=self._connection.frame_max,
+                exchange=exchange,
+                routing_key=routing_key,
+                mandatory=mandatory,
+                properties=content_properties(properties),
+                body=body,
+            )
+        )
+
     def add(self, frames: bytes) -> None:
+        """Hold packed frames; write what is held once it reaches `piece_bytes`."""
         self._frames.append(frames)
         self._size += len(frames)
         if self._size >= self._piece_bytes:

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
-from relay.amqp_frames import FrameWriter, content_properties, publish_frames
+from relay.amqp_frames import FrameWriter
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +142,7 @@ class ConfirmingPublisher(BasePublisher):
         tags: dict[int, OutgoingEvent] = {}
         exchange = self._topology.events.name if to_queue is None else ""
         outcome = PublishOutcome()
-        # Packed here, and written a few dozen events at a time (relay.amqp_frames says why).
-        amqp_connection = self._channel.connection
-        channel_id, frame_max = self._channel.channel_id, amqp_connection.frame_max
-        writer = FrameWriter(amqp_connection)
+        writer = self._batch_writer()
         try:
             for event in events:
                 body = encode_event(event, source=self._source)
@@ -153,20 +150,17 @@ class ConfirmingPublisher(BasePublisher):
                     outcome.failed[event.id] = refusal
                     continue
                 try:
-                    frames = publish_frames(
-                        channel_id=channel_id,
-                        frame_max=frame_max,
+                    writer.publish(
                         exchange=exchange,
                         routing_key=to_queue or event.event_type,
                         mandatory=True,
-                        properties=content_properties(amqp_properties(event)),
+                        properties=amqp_properties(event),
                         body=body,
                     )
                 except UNENCODABLE as exc:
-                    # Packed before anything is written: nothing of this event reached the wire.
+                    # Refused before anything was written: nothing of this event reached the wire.
                     outcome.failed[event.id] = f"event headers or type cannot be encoded for AMQP: {type(exc).__name__}"
                     continue
-                writer.add(frames)
                 tags[self._next_tag] = event
                 self._unsettled[self._next_tag] = event.id
                 self._next_tag += 1
@@ -187,6 +181,10 @@ class ConfirmingPublisher(BasePublisher):
             else:
                 outcome.confirmed.append(event.id)
         return outcome
+
+    def _batch_writer(self) -> FrameWriter:
+        # Packed and written a few dozen events at a time (relay.amqp_frames says why).
+        return FrameWriter(self._channel)
 
     def _wait_for_confirms(self) -> None:
         deadline = time.monotonic() + self.confirm_timeout

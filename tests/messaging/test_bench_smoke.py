@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 
 from messaging.models import Message
 from outbox.models import OutboxEvent
@@ -49,5 +53,26 @@ def test_a_small_benchmark_run_reports_every_figure_and_cleans_up():
             assert figures[name] > 0, (name, figures[name])
     assert figures["latency.50_per_s.p50_ms"] <= figures["latency.50_per_s.p99_ms"]
     assert figures["latency.50_per_s.p99_ms"] < 1000
+    assert not Message.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_small_publish_path_comparison_reports_both_variants_and_cleans_up():
+    out = StringIO()
+
+    call_command(
+        "outbox_bench", "--publish-paths", "--backlog=200", "--limit-rounds=2", "--batch-size=50", "--json", stdout=out
+    )
+
+    figures = json.loads(out.getvalue())
+    for phase in ("publish", "relay"):
+        for variant in ("frames", "basic_publish"):
+            for figure in ("median", "min", "max"):
+                assert figures[f"{phase}.{variant}.events_per_s.{figure}"] > 0
+        gain = figures[f"{phase}.frames_vs_basic_publish.median"]
+        assert (
+            figures[f"{phase}.frames_vs_basic_publish.min"] <= gain <= figures[f"{phase}.frames_vs_basic_publish.max"]
+        )
+    assert figures["publish.basic_publish.cpu_us_per_event.median"] > 0
     assert not Message.objects.exists()
     assert not OutboxEvent.objects.exists()

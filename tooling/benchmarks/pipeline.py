@@ -120,21 +120,25 @@ class PipelineBench:
         user_model = get_user_model()
         self._users = [user_model.objects.create(username=f"{self.namespace}{name}") for name in ("a", "b")]
         try:
-            self.measure_write_path()
-            self.measure_against_limits()
-            self.measure_relay_and_consumer(relays=2, prefix="")
-            self.measure_sink_consumer()
-            self.measure_latency(prefix="")
-            if self.config.old_rows:
-                self.add_old_rows()
-                # As many drains as the empty table's figure has (measure_against_limits): with
-                # one each way, one run read a change of -18% between runs of -4% and +7%.
-                self.measure_relay_and_consumer(relays=1, prefix="old_rows.", rounds=self.config.limit_rounds)
-                self.measure_latency(prefix="old_rows.", rates=self.config.rates[:1])
-            self.compute_ratios()
+            self.measure()
         finally:
             self.clean_up()
         return self.result
+
+    def measure(self) -> None:
+        """Every phase of the run, in order, filling `self.result`."""
+        self.measure_write_path()
+        self.measure_against_limits()
+        self.measure_relay_and_consumer(relays=2, prefix="")
+        self.measure_sink_consumer()
+        self.measure_latency(prefix="")
+        if self.config.old_rows:
+            self.add_old_rows()
+            # As many drains as the empty table's figure has (measure_against_limits): with
+            # one each way, one run read a change of -18% between runs of -4% and +7%.
+            self.measure_relay_and_consumer(relays=1, prefix="old_rows.", rounds=self.config.limit_rounds)
+            self.measure_latency(prefix="old_rows.", rates=self.config.rates[:1])
+        self.compute_ratios()
 
     # --- 1. the write path ----------------------------------------------------------------
 

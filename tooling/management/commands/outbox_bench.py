@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
+from tooling.benchmarks.publish_paths import PublishPathBench
 
 
 class Command(BaseCommand):
@@ -61,6 +62,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=int, default=BenchConfig.batch_size, help="relay batch size")
         parser.add_argument("--prefetch", type=int, default=BenchConfig.prefetch, help="consumer prefetch")
+        parser.add_argument(
+            "--publish-paths",
+            action="store_true",
+            help="measure only the relay's publish: its hand-packed frames against py-amqp's basic_publish, "
+            "--limit-rounds alternated rounds of --backlog events",
+        )
         parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
 
     def handle(self, *args, **options) -> None:
@@ -96,7 +103,8 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            run = PipelineBench(config, progress=progress)
+            bench = PublishPathBench if options["publish_paths"] else PipelineBench
+            run = bench(config, progress=progress)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
         result = run.run()
