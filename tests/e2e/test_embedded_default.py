@@ -153,3 +153,33 @@ def test_a_message_reaches_its_notification_through_relay_and_consumer_on_the_em
         assert f"broker=filesystem:// (folder {data_dir / 'broker' / 'messages'})" in log
         assert content not in log
     assert "relay.started broker=filesystem://" in relay.log_path.read_text()
+
+
+def test_importing_the_settings_and_manage_py_check_start_no_embedded_postgres(bare_env, tmp_path):
+    env = {**bare_env, "EMBEDDED_DATA_DIR": str(tmp_path)}
+    subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        check=True,
+        timeout=60,
+    )
+    manage("check", env=env)
+
+    assert not postgres.is_running(tmp_path / "pgdata")
+    assert not _postgres_processes_of(tmp_path / "pgdata")
+
+
+def test_a_command_that_starts_the_embedded_postgres_says_so_and_how_to_stop_it(bare_env, tmp_path):
+    env = {**bare_env, "EMBEDDED_DATA_DIR": str(tmp_path)}
+    connect = ("shell", "-c", "from django.db import connection; connection.ensure_connection()")
+    try:
+        first = manage(*connect, env=env)
+        second = manage(*connect, env=env)
+    finally:
+        postgres.stop(tmp_path / "pgdata")
+
+    assert "embedded_postgres.started" in first
+    assert "stop it with: python manage.py embedded_postgres stop" in first
+    # The server was running by then: nothing to say.
+    assert "embedded_postgres.started" not in second

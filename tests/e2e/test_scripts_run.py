@@ -1,0 +1,118 @@
+"""`scripts/run` as a user runs it: the embedded backends, real processes, ports of the test's own.
+
+Each test gives the script a fresh EMBEDDED_DATA_DIR and free ports, waits until its web answers,
+and stops it as Ctrl-C does (SIGINT to its process group).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from config.embedded import postgres
+from tests.conftest import ROOT
+from tests.helpers import wait_until
+from tests.scraping import free_port
+
+pytestmark = pytest.mark.e2e
+
+# Settings this machine's environment may carry that would pull the run off the defaults.
+_UNSET = ("DATABASE_URL", "BROKER_URL", "BROKER_NAMESPACE", "OUTBOX_FAILPOINTS", "EMBEDDED_DATA_DIR")
+SCRIPT = str(ROOT / "scripts" / "run")
+
+
+@pytest.fixture
+def run_env(tmp_path):
+    env = {name: value for name, value in os.environ.items() if name not in _UNSET}
+    env.update(
+        EMBEDDED_DATA_DIR=str(tmp_path / "var"),
+        WEB_PORT=str(free_port()),
+        RELAY_METRICS_PORT=str(free_port()),
+        CONSUMER_METRICS_PORT=str(free_port()),
+        LOG_LEVEL="INFO",
+    )
+    yield env
+    # Whatever a failed test left behind.
+    postgres.stop(tmp_path / "var" / "pgdata")
+
+
+@pytest.fixture
+def start_run(run_env, tmp_path):
+    """Start scripts/run in a session of its own; whatever is still running is interrupted at the end."""
+    runs = []
+
+    def start() -> subprocess.Popen:
+        log_path = tmp_path / f"run-{len(runs)}.log"
+        output = log_path.open("wb")
+        process = subprocess.Popen(
+            [SCRIPT], cwd=ROOT, env=run_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        process.log_path = log_path
+        runs.append(process)
+        return process
+
+    yield start
+    for process in runs:
+        if process.poll() is None:
+            interrupt(process)
+
+
+def interrupt(process: subprocess.Popen) -> int:
+    """Ctrl-C: SIGINT to the run's whole process group; its exit code once it has exited."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
+def get(port: str, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_until_serving(process: subprocess.Popen, env: dict) -> None:
+    def answers() -> bool:
+        assert process.poll() is None, f"scripts/run exited:\n{process.log_path.read_text(errors='replace')}"
+        try:
+            return get(env["WEB_PORT"], "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    wait_until(answers, timeout=180, interval=0.5, what="scripts/run's web to answer /readyz")
+
+
+def test_a_second_run_refuses_before_touching_anything_and_the_first_keeps_serving(run_env, start_run, tmp_path):
+    first = start_run()
+    wait_until_serving(first, run_env)
+
+    second = subprocess.run([SCRIPT], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=60)
+
+    assert second.returncode != 0
+    assert f"another scripts/run (pid {first.pid}) is running" in second.stderr
+    assert get(run_env["WEB_PORT"], "/readyz")[0] == 200
+    assert postgres.is_running(tmp_path / "var" / "pgdata")
+    # This run started the embedded PostgreSQL, so it stops it on its way out.
+    interrupt(first)
+    assert not postgres.is_running(tmp_path / "var" / "pgdata")
+
+
+def test_a_run_leaves_running_the_embedded_postgres_it_did_not_start(run_env, start_run, tmp_path):
+    pgdata = tmp_path / "var" / "pgdata"
+    assert postgres.start(pgdata)
+    run = start_run()
+    wait_until_serving(run, run_env)
+
+    interrupt(run)
+
+    assert postgres.is_running(pgdata)
+    assert "the embedded PostgreSQL was already running; this run leaves it running" in run.log_path.read_text()
