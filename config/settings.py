@@ -385,5 +385,8 @@ LOGGING = {
         "pgserver": {"level": "WARNING"},
         # With DEBUG on, Django logs every SQL statement with its parameters: message content.
         "django.db.backends": {"level": "INFO"},
+        # Every request has its access line (runserver's django.server, gunicorn's access log);
+        # this logger's own line for a 4xx would say it twice. 5xx keep theirs, traceback and all.
+        "django.request": {"level": "ERROR"},
     },
 }
