@@ -106,6 +106,30 @@ def test_a_second_run_refuses_before_touching_anything_and_the_first_keeps_servi
     assert not postgres.is_running(tmp_path / "var" / "pgdata")
 
 
+def test_a_run_serves_the_workers_metrics_says_where_and_logs_a_client_error_once(run_env, start_run):
+    run = start_run()
+    wait_until_serving(run, run_env)
+    relay_port, consumer_port = run_env["RELAY_METRICS_PORT"], run_env["CONSUMER_METRICS_PORT"]
+
+    def serves_metrics(port: str) -> bool:
+        try:
+            return get(port, "/metrics")[0] == 200
+        except OSError:
+            return False
+
+    wait_until(lambda: serves_metrics(relay_port), timeout=60, what="the relay's metrics listener")
+    wait_until(lambda: serves_metrics(consumer_port), timeout=60, what="the consumer's metrics listener")
+    assert "outbox_events_published_total" in get(relay_port, "/metrics")[1]
+    web_metrics = get(run_env["WEB_PORT"], "/metrics")[1]
+    assert f"# relay: http://127.0.0.1:{relay_port}/metrics" in web_metrics
+    assert f"# consumer: http://127.0.0.1:{consumer_port}/metrics" in web_metrics
+
+    assert get(run_env["WEB_PORT"], "/api/no-such-endpoint/")[0] == 404
+    access_line = '"GET /api/no-such-endpoint/ HTTP/1.1" 404'
+    wait_until(lambda: access_line in run.log_path.read_text(), timeout=30, what="the 404's access line")
+    assert run.log_path.read_text().count("/api/no-such-endpoint/") == 1
+
+
 def test_a_run_leaves_running_the_embedded_postgres_it_did_not_start(run_env, start_run, tmp_path):
     pgdata = tmp_path / "var" / "pgdata"
     assert postgres.start(pgdata)
