@@ -28,9 +28,9 @@ from messaging.api.throttling import MessageCreateThrottle
 from messaging.models import Message, Notification
 
 
-def validated(serializer_class: type[Serializer], data) -> dict:
+def validated(serializer_class: type[Serializer], data, **context) -> dict:
     """The validated data of `data`, or a 400 with the messages per field."""
-    serializer = serializer_class(data=data)
+    serializer = serializer_class(data=data, context=context)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -111,7 +111,7 @@ class MessageViewSet(viewsets.GenericViewSet):
         return Response(MessageSerializer(self._visible_message(pk)).data)
 
     def create(self, request: Request) -> Response:
-        data = validated(MessageCreateSerializer, request.data)
+        data = validated(MessageCreateSerializer, request.data, sender=request.user)
         message = services.send_message(sender=request.user, receiver=data["receiver"], content=data["content"])
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
