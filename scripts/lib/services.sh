@@ -39,6 +39,9 @@ wait_for() {
     done
 }
 
+# A URL with its password shown as **, fit for the terminal.
+mask_password() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:**@#'; }
+
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
 # is_local_default URL PORT: true when URL is on this machine's loopback (or a Unix socket) at
@@ -70,10 +73,10 @@ ensure_postgres() {
     [ -n "${DATABASE_URL:-}" ] && is_local_default "$DATABASE_URL" 5432 || return 0
     postgres_ready && return 0
     command -v pg_ctlcluster >/dev/null \
-        || die "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is missing; start it or set DATABASE_URL"
+        || die "PostgreSQL is not running on 127.0.0.1:5432 and is not installed here; install it (on Debian: apt-get install postgresql) or point DATABASE_URL at one"
     local version
     version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)"
-    [ -n "$version" ] || die "no PostgreSQL cluster in /etc/postgresql; install postgresql or set DATABASE_URL"
+    [ -n "$version" ] || die "no PostgreSQL cluster in /etc/postgresql; install it (on Debian: apt-get install postgresql) or point DATABASE_URL at one"
     say "starting PostgreSQL $version"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start \
         || die "could not start PostgreSQL (try: pg_ctlcluster $version main start)"
@@ -110,7 +113,7 @@ ensure_rabbitmq() {
     [ -n "${BROKER_URL:-}" ] && is_local_default "$BROKER_URL" 5672 || return 0
     port_open 127.0.0.1 5672 && return 0
     command -v rabbitmq-server >/dev/null \
-        || die "RabbitMQ is not running on 127.0.0.1:5672 and rabbitmq-server is missing; start it or set BROKER_URL"
+        || die "RabbitMQ is not running on 127.0.0.1:5672 and is not installed here; install it (on Debian: apt-get install rabbitmq-server) or point BROKER_URL at one"
     say "starting RabbitMQ"
     rabbitmq-server -detached || die "could not start RabbitMQ (see /var/log/rabbitmq/)"
     wait_for "RabbitMQ on 127.0.0.1:5672" 120 rabbitmq_ready
@@ -124,7 +127,8 @@ ensure_chromium() {
     command -v apt-get >/dev/null \
         || die "$CHROMIUM is missing and apt-get is not available; install Debian's chromium package"
     [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing; install it with: sudo apt-get install -y chromium"
-    say "installing chromium (for the ops dashboard's browser test)"
+    say "$CHROMIUM is missing: the ops dashboard's browser test drives it through Playwright, which downloads no browser here"
+    say "installing Debian's chromium package system-wide, as root: apt-get update && apt-get install -y chromium (install it yourself beforehand to skip this)"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
         || die "could not install chromium (try: apt-get update && apt-get install -y chromium)"
     [ -x "$CHROMIUM" ] || die "chromium was installed but $CHROMIUM is not there"
