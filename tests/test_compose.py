@@ -224,7 +224,7 @@ def test_the_image_collects_static_files_for_whitenoise():
     words = shlex.split(command.removeprefix("RUN "))
     environment = dict(word.split("=", 1) for word in words[: words.index("python")])
     assert words[words.index("python") :] == ["python", "manage.py", "collectstatic", "--noinput"]
-    # Unset, the settings would start the embedded PostgreSQL inside the image build.
+    # Unset, the settings would make the embedded broker's folders inside the image.
     assert urlsplit(environment["DATABASE_URL"]).scheme == "postgres"
     assert urlsplit(environment["BROKER_URL"]).scheme == "amqp"
     requirements = (ROOT / "requirements.txt").read_text().split()

@@ -11,20 +11,23 @@ LOCAL_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Create .venv and install requirements.txt; skipped while requirements.txt keeps the hash
-# recorded by the last successful install.
+# ensure_venv FILE...: create .venv and install the requirements FILEs (paths from the
+# repository's root); skipped while they keep the hash recorded by the last successful install of
+# the same FILEs. Each set of files has its stamp: scripts/run's runtime install and scripts/test's
+# runtime-and-dev install do not undo each other's.
 ensure_venv() {
     command -v python3 >/dev/null || die "python3 is not installed (Python 3.11 is needed)"
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating the virtualenv in .venv"
         python3 -m venv "$VENV" || die "could not create .venv (on Debian: apt-get install python3-venv)"
     fi
-    local stamp="$VENV/.requirements.sha256" wanted
-    wanted="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+    local stamp="$VENV/.$(IFS=+; echo "$*").sha256" wanted file arguments=()
+    wanted="$(cd "$ROOT" && cat "$@" | sha256sum | cut -d' ' -f1)"
+    for file in "$@"; do arguments+=(-r "$ROOT/$file"); done
     if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-        say "installing requirements.txt into .venv"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-            -r "$ROOT/requirements.txt" || die "could not install requirements.txt (see pip's output above)"
+        say "installing $* into .venv"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${arguments[@]}" \
+            || die "could not install $* (see pip's output above)"
         echo "$wanted" > "$stamp"
     fi
 }
