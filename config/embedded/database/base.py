@@ -46,5 +46,7 @@ def ensure_embedded_postgres() -> str:
             )
         url = postgres.running_url(data_dir)
     if url is None:
-        raise postgres.EmbeddedPostgresError(f"the embedded PostgreSQL in {data_dir} stopped as it started")
+        raise postgres.EmbeddedPostgresError(
+            f"the embedded PostgreSQL in {data_dir} is not running after its start (its log: {data_dir / 'log'})"
+        )
     return url
