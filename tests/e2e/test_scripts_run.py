@@ -27,18 +27,16 @@ SCRIPT = str(ROOT / "scripts" / "run")
 
 
 @pytest.fixture
-def run_env(tmp_path):
+def run_env(embedded_data_dir):
     env = {name: value for name, value in os.environ.items() if name not in _UNSET}
     env.update(
-        EMBEDDED_DATA_DIR=str(tmp_path / "var"),
+        EMBEDDED_DATA_DIR=str(embedded_data_dir),
         WEB_PORT=str(free_port()),
         RELAY_METRICS_PORT=str(free_port()),
         CONSUMER_METRICS_PORT=str(free_port()),
         LOG_LEVEL="INFO",
     )
-    yield env
-    # Whatever a failed test left behind.
-    postgres.stop(tmp_path / "var" / "pgdata")
+    return env
 
 
 @pytest.fixture
@@ -91,7 +89,9 @@ def wait_until_serving(process: subprocess.Popen, env: dict) -> None:
     wait_until(answers, timeout=180, interval=0.5, what="scripts/run's web to answer /readyz")
 
 
-def test_a_second_run_refuses_before_touching_anything_and_the_first_keeps_serving(run_env, start_run, tmp_path):
+def test_a_second_run_refuses_before_touching_anything_and_the_first_keeps_serving(
+    run_env, start_run, embedded_data_dir
+):
     first = start_run()
     wait_until_serving(first, run_env)
 
@@ -100,10 +100,10 @@ def test_a_second_run_refuses_before_touching_anything_and_the_first_keeps_servi
     assert second.returncode != 0
     assert f"another scripts/run (pid {first.pid}) is running" in second.stderr
     assert get(run_env["WEB_PORT"], "/readyz")[0] == 200
-    assert postgres.is_running(tmp_path / "var" / "pgdata")
+    assert postgres.is_running(embedded_data_dir / "pgdata")
     # This run started the embedded PostgreSQL, so it stops it on its way out.
     interrupt(first)
-    assert not postgres.is_running(tmp_path / "var" / "pgdata")
+    assert not postgres.is_running(embedded_data_dir / "pgdata")
 
 
 def test_a_run_serves_the_workers_metrics_says_where_and_logs_a_client_error_once(run_env, start_run):
@@ -130,8 +130,8 @@ def test_a_run_serves_the_workers_metrics_says_where_and_logs_a_client_error_onc
     assert run.log_path.read_text().count("/api/no-such-endpoint/") == 1
 
 
-def test_a_run_leaves_running_the_embedded_postgres_it_did_not_start(run_env, start_run, tmp_path):
-    pgdata = tmp_path / "var" / "pgdata"
+def test_a_run_leaves_running_the_embedded_postgres_it_did_not_start(run_env, start_run, embedded_data_dir):
+    pgdata = embedded_data_dir / "pgdata"
     assert postgres.start(pgdata)
     run = start_run()
     wait_until_serving(run, run_env)
