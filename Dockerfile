@@ -9,8 +9,8 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 # The admin's and the API docs' static files, served by whitenoise from the web process.
-# The URLs only have to be set, not reachable: unset, the settings would start the embedded
-# PostgreSQL inside the build.
+# The URLs only have to be set, not reachable: unset, the settings would make the embedded
+# broker's folders inside the image.
 RUN DATABASE_URL=postgres://build@127.0.0.1:5432/build BROKER_URL=amqp://build@127.0.0.1:5672// \
     python manage.py collectstatic --noinput
 

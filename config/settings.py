@@ -184,15 +184,18 @@ for _name in ("DATABASE_URL", "BROKER_URL"):
     if PRODUCTION and not os.environ.get(_name):
         raise ImproperlyConfigured(f"{_name} must be set when ENVIRONMENT=production (unset means embedded)")
 
-# Unset: the embedded PostgreSQL, started here if it is not running yet (it then outlives this
-# process; `manage.py embedded_postgres stop` stops it). Its URL names a Unix socket.
+# Unset: the embedded PostgreSQL on a Unix socket in its data folder. Importing the settings
+# starts nothing: its ENGINE (below) starts it on the first connection if it is down.
 DATABASE_EMBEDDED = not os.environ.get("DATABASE_URL")
-DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_postgres.start(EMBEDDED_POSTGRES_DIR)
+DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_postgres.url_for(EMBEDDED_POSTGRES_DIR)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (the outbox relies on its triggers)")
 # Django's PostgreSQL backend, sending outbox appends with the next statement or the COMMIT.
 DATABASES["default"]["ENGINE"] = "outbox.backends.postgresql"
+if DATABASE_EMBEDDED:
+    # The same backend, starting the embedded server when a connection finds it down.
+    DATABASES["default"]["ENGINE"] = "config.embedded.database"
 # pgtrigger.ignore() does not work with server-side binding: keep Django's client-side default.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = False
 # May this connection keep prepared statements? Only the outbox's appends use them (Django's
@@ -382,5 +385,8 @@ LOGGING = {
         "pgserver": {"level": "WARNING"},
         # With DEBUG on, Django logs every SQL statement with its parameters: message content.
         "django.db.backends": {"level": "INFO"},
+        # Every request has its access line (runserver's django.server, gunicorn's access log);
+        # this logger's own line for a 4xx would say it twice. 5xx keep theirs, traceback and all.
+        "django.request": {"level": "ERROR"},
     },
 }

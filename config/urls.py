@@ -2,10 +2,13 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 
 from outbox import probe_views
 
 urlpatterns = [
+    # A page of links for whoever opens the server in a browser: the API, its docs, admin, ops.
+    path("", TemplateView.as_view(template_name="messaging/home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("api/", include("messaging.api.urls")),
     # Probes and Prometheus, at the root where orchestrators and scrapers look for them.

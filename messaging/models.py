@@ -102,6 +102,12 @@ class Message(models.Model):
             models.Index(fields=["receiver", "-timestamp"], name="message_receiver_time_idx"),
             models.Index(fields=["sender", "-timestamp"], name="message_sender_time_idx"),
         ]
+        # Messages go between two users (docs/decisions/self-messages.md); the service explains a refusal.
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(sender=models.F("receiver")), name="message_sender_is_not_receiver"
+            )
+        ]
         triggers = [
             # Deferred to COMMIT so the event may be appended after the row within the transaction.
             # The probe runs with sequential scans off, so it always goes through

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 BLANK_CONTENT = "Message content may not be empty or only whitespace."
 INACTIVE_RECEIVER = "No active user with this username."
+# Messages go between two users (docs/decisions/self-messages.md); the database refuses them too.
+SELF_RECEIVER = "You cannot send a message to yourself."
 ONLY_RECEIVER_READS = "Only the receiver of a message can mark it read."
 # Formatted as Django's MaxLengthValidator formats it, so the API's field error reads the same.
 CONTENT_TOO_LONG = "Message content may be at most %(limit_value)d characters long, not %(show_value)d."
@@ -51,13 +53,15 @@ def send_message(*, sender: AbstractBaseUser, receiver: AbstractBaseUser, conten
     """Write a message; its `message.created` event commits with it (see Message.save).
 
     Raises ValidationError for empty, whitespace-only or too long content and for an inactive
-    receiver, before anything is written.
+    receiver or the sender as receiver, before anything is written.
     """
     errors = {}
     if content_errors := message_content_errors(content):
         errors["content"] = content_errors
     if not receiver.is_active:
         errors["receiver"] = [INACTIVE_RECEIVER]
+    elif receiver.pk == sender.pk:
+        errors["receiver"] = [SELF_RECEIVER]
     if errors:
         raise ValidationError(errors)
     message = Message.objects.create(sender=sender, receiver=receiver, content=content)

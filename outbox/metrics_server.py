@@ -51,8 +51,27 @@ def metrics_readable_with(authorization: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
 
 
+def worker_metrics_locations() -> dict[str, str]:
+    """Where the relay and the consumer serve their metrics, by worker: a URL, or why there is none."""
+    address = settings.WORKER_METRICS_ADDRESS
+    locations = {}
+    for worker, variable in (("relay", "RELAY_METRICS_PORT"), ("consumer", "CONSUMER_METRICS_PORT")):
+        port = getattr(settings, variable)
+        if not port:
+            locations[worker] = f"off ({variable}=0)"
+        elif address in ("0.0.0.0", "::", ""):  # noqa: S104 - names the wildcard, binds nothing
+            locations[worker] = f"port {port} of every {worker} host (/metrics)"
+        else:
+            locations[worker] = f"http://{address}:{port}/metrics"
+    return locations
+
+
 def render_web_metrics() -> tuple[bytes, str]:
-    """The web process's metrics in the text exposition format, and their content type."""
+    """The web process's metrics in the text exposition format, and their content type.
+
+    Comment lines first say where the workers' own metrics are: the relay's and the consumer's
+    counters (events published, consumed) never reach this process.
+    """
     backlog = CollectorRegistry()
     backlog.register(BacklogCollector())
     if settings.PROMETHEUS_MULTIPROC_DIR:
@@ -60,7 +79,9 @@ def render_web_metrics() -> tuple[bytes, str]:
         MultiProcessCollector(processes, path=settings.PROMETHEUS_MULTIPROC_DIR)
     else:
         processes = REGISTRY
-    return generate_latest(_Registries(processes, backlog)), CONTENT_TYPE_LATEST
+    note = "# The relay's and the consumer's metrics (outbox_events_published_total and others) are not here:\n"
+    note += "".join(f"# {worker}: {where}\n" for worker, where in worker_metrics_locations().items())
+    return note.encode() + generate_latest(_Registries(processes, backlog)), CONTENT_TYPE_LATEST
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from outbox.metrics_server import worker_metrics_locations
 from outbox.models import OutboxEvent
 from outbox.selectors import dead_events
 from outbox.services import retry_dead_events
@@ -53,7 +54,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "outbox/ops.html",
-        {"snapshot": ops_snapshot().as_dict(), "refresh_seconds": REFRESH_SECONDS},
+        {
+            "snapshot": ops_snapshot().as_dict(),
+            "refresh_seconds": REFRESH_SECONDS,
+            "worker_metrics": worker_metrics_locations(),
+        },
     )
 
 

@@ -224,7 +224,7 @@ def test_the_image_collects_static_files_for_whitenoise():
     words = shlex.split(command.removeprefix("RUN "))
     environment = dict(word.split("=", 1) for word in words[: words.index("python")])
     assert words[words.index("python") :] == ["python", "manage.py", "collectstatic", "--noinput"]
-    # Unset, the settings would start the embedded PostgreSQL inside the image build.
+    # Unset, the settings would make the embedded broker's folders inside the image.
     assert urlsplit(environment["DATABASE_URL"]).scheme == "postgres"
     assert urlsplit(environment["BROKER_URL"]).scheme == "amqp"
     requirements = (ROOT / "requirements.txt").read_text().split()
@@ -409,3 +409,15 @@ def test_grafana_loads_the_dashboard_from_the_mounted_directory(services):
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home.startswith(dashboards + "/")
     assert (GRAFANA / "dashboards" / Path(home).name).is_file()
+
+
+def test_the_scrape_config_for_scripts_run_targets_its_default_ports():
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "scripts-run.yml").read_text())
+    defaults = dict(re.findall(r'(\w+_PORT)="\$\{\1:-(\d+)\}"', (ROOT / "scripts" / "run").read_text()))
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+
+    assert targets == {
+        "web": [f"127.0.0.1:{defaults['WEB_PORT']}"],
+        "relay": [f"127.0.0.1:{defaults['RELAY_METRICS_PORT']}"],
+        "consumer": [f"127.0.0.1:{defaults['CONSUMER_METRICS_PORT']}"],
+    }

@@ -17,7 +17,11 @@ What pgserver does, as checked on our machine (pgserver 0.1.4):
   through a list of process ids in the data folder; a process killed by a signal (honcho's
   SIGTERM to runserver, a SIGKILL) never leaves that list, and the server then never stops. So
   every process starts it with `cleanup_mode=None` and the one who owns the run stops it:
-  `scripts/run` on exit (`manage.py embedded_postgres stop`), the tests after their module.
+  `scripts/run` on exit when it started it (`manage.py embedded_postgres stop`), the tests after
+  their module. A command run on its own that starts it says so, and leaves it running.
+
+Nothing starts at import: the server starts on the first database connection
+(`config.embedded.database`, the ENGINE the settings name) or from `scripts/run`.
 """
 
 from __future__ import annotations
@@ -41,40 +45,41 @@ class EmbeddedPostgresError(Exception):
     """The embedded PostgreSQL could not be started or stopped."""
 
 
-def start(data_dir: Path) -> str:
-    """Start the embedded PostgreSQL in `data_dir` unless it runs already; its database URL.
-
-    The URL names the server's Unix socket folder as its host, percent-encoded, as
-    dj-database-url and psycopg read it: postgres://postgres@%2Fpath%2Fto%2Fpgdata/postgres.
-    """
+def start(data_dir: Path) -> bool:
+    """Start the embedded PostgreSQL in `data_dir` unless it runs already; True when this call started it."""
     data_dir = Path(data_dir).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with _start_lock(data_dir), warnings.catch_warnings():
+        if is_running(data_dir):
+            return False
         # platformdirs warns on every start when XDG_RUNTIME_DIR is unset; its fallback is fine.
         warnings.simplefilter("ignore")
         import pgserver
 
         try:
-            server = pgserver.get_server(data_dir, cleanup_mode=None)
+            pgserver.get_server(data_dir, cleanup_mode=None)
         except (subprocess.SubprocessError, OSError, AssertionError) as exc:
             raise EmbeddedPostgresError(
                 f"cannot start the embedded PostgreSQL in {data_dir}: {type(exc).__name__}: {exc} "
                 f"(its log: {data_dir / 'log'})"
             ) from exc
-        info = server.get_postmaster_info()
-    return url_for(info.socket_dir, port=info.port)
+    return True
 
 
 def url_for(socket_dir: Path | str, *, port: int | None = None) -> str:
-    """The database URL of a server listening on a Unix socket in `socket_dir`."""
+    """The database URL of a server listening on a Unix socket in `socket_dir`.
+
+    The folder is the URL's host, percent-encoded, as dj-database-url and psycopg read it:
+    postgres://postgres@%2Fpath%2Fto%2Fpgdata/postgres.
+    """
     host = quote(str(socket_dir), safe="")
     return f"postgres://{USER}@{host}{f':{port}' if port else ''}/{DATABASE}"
 
 
 def running_url(data_dir: Path) -> str | None:
-    """The database URL of the server running in `data_dir`, or None; starts nothing."""
+    """The database URL of the server running in `data_dir` and ready for connections, or None; starts nothing."""
     info = _postmaster_info(Path(data_dir).resolve())
-    if info is None or not info.is_running() or info.socket_dir is None:
+    if info is None or not info.is_running() or info.status != "ready" or info.socket_dir is None:
         return None
     return url_for(info.socket_dir, port=info.port)
 
@@ -83,8 +88,7 @@ def stop(data_dir: Path) -> bool:
     """Stop the server running in `data_dir` (a fast shutdown); False when none was running."""
     data_dir = Path(data_dir).resolve()
     with _start_lock(data_dir):
-        info = _postmaster_info(data_dir)
-        if info is None or not info.is_running():
+        if not is_running(data_dir):
             return False
         from pgserver._commands import pg_ctl
 
@@ -94,6 +98,12 @@ def stop(data_dir: Path) -> bool:
         except subprocess.SubprocessError as exc:
             raise EmbeddedPostgresError(f"cannot stop the embedded PostgreSQL in {data_dir}: {exc}") from exc
     return True
+
+
+def is_running(data_dir: Path) -> bool:
+    """Whether a server runs in `data_dir`; starts nothing."""
+    info = _postmaster_info(Path(data_dir).resolve())
+    return info is not None and info.is_running()
 
 
 def _postmaster_info(data_dir: Path):

@@ -66,7 +66,7 @@ class MessageCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """A message to send; fields other than these are refused."""
 
     receiver = serializers.CharField(
-        max_length=150, help_text="Username of the receiver, an active user; yourself included."
+        max_length=150, help_text="Username of the receiver: an active user other than yourself."
     )
     content = serializers.CharField(trim_whitespace=False, help_text="The text: not empty, not only whitespace.")
 
@@ -82,6 +82,10 @@ class MessageCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
         receiver = selectors.active_user_by_username(username)
         if receiver is None:
             raise serializers.ValidationError(services.INACTIVE_RECEIVER)
+        # The sender, when the view names one: the service refuses a message to oneself anyway.
+        sender = self.context.get("sender")
+        if sender is not None and receiver.pk == sender.pk:
+            raise serializers.ValidationError(services.SELF_RECEIVER)
         return receiver
 
     def validate_content(self, content: str) -> str:

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from messaging.api.views import MessageViewSet, NotificationViewSet
+from messaging.api.views import MessageViewSet, NotificationViewSet, api_root
 
 app_name = "api"
 
@@ -14,6 +14,7 @@ router.register("messages", MessageViewSet, basename="message")
 router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
+    path("", api_root, name="root"),
     *router.urls,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

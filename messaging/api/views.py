@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.serializers import Serializer
 
 from messaging import selectors, services
@@ -26,11 +28,30 @@ from messaging.api.throttling import MessageCreateThrottle
 from messaging.models import Message, Notification
 
 
-def validated(serializer_class: type[Serializer], data) -> dict:
+def validated(serializer_class: type[Serializer], data, **context) -> dict:
     """The validated data of `data`, or a 400 with the messages per field."""
-    serializer = serializer_class(data=data)
+    serializer = serializer_class(data=data, context=context)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+@extend_schema(exclude=True)
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def api_root(request: Request) -> Response:
+    """The API's entry point: where each endpoint lives, readable without a token."""
+    return Response(
+        {
+            name: reverse(f"api:{route}", request=request)
+            for name, route in (
+                ("messages", "message-list"),
+                ("notifications", "notification-list"),
+                ("unread_notifications_count", "notification-unread-count"),
+                ("docs", "docs"),
+                ("schema", "schema"),
+            )
+        }
+    )
 
 
 _DETAIL_ERRORS = {401: errors.UNAUTHENTICATED, 404: errors.NOT_FOUND}
@@ -90,7 +111,7 @@ class MessageViewSet(viewsets.GenericViewSet):
         return Response(MessageSerializer(self._visible_message(pk)).data)
 
     def create(self, request: Request) -> Response:
-        data = validated(MessageCreateSerializer, request.data)
+        data = validated(MessageCreateSerializer, request.data, sender=request.user)
         message = services.send_message(sender=request.user, receiver=data["receiver"], content=data["content"])
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 

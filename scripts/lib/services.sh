@@ -11,20 +11,23 @@ LOCAL_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Create .venv and install requirements.txt; skipped while requirements.txt keeps the hash
-# recorded by the last successful install.
+# ensure_venv FILE...: create .venv and install the requirements FILEs (paths from the
+# repository's root); skipped while they keep the hash recorded by the last successful install of
+# the same FILEs. Each set of files has its stamp: scripts/run's runtime install and scripts/test's
+# runtime-and-dev install do not undo each other's.
 ensure_venv() {
     command -v python3 >/dev/null || die "python3 is not installed (Python 3.11 is needed)"
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating the virtualenv in .venv"
         python3 -m venv "$VENV" || die "could not create .venv (on Debian: apt-get install python3-venv)"
     fi
-    local stamp="$VENV/.requirements.sha256" wanted
-    wanted="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+    local stamp="$VENV/.$(IFS=+; echo "$*").sha256" wanted file arguments=()
+    wanted="$(cd "$ROOT" && cat "$@" | sha256sum | cut -d' ' -f1)"
+    for file in "$@"; do arguments+=(-r "$ROOT/$file"); done
     if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-        say "installing requirements.txt into .venv"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-            -r "$ROOT/requirements.txt" || die "could not install requirements.txt (see pip's output above)"
+        say "installing $* into .venv"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${arguments[@]}" \
+            || die "could not install $* (see pip's output above)"
         echo "$wanted" > "$stamp"
     fi
 }
@@ -38,6 +41,9 @@ wait_for() {
         sleep 0.5
     done
 }
+
+# A URL with its password shown as **, fit for the terminal.
+mask_password() { printf '%s' "$1" | sed -E 's#(://[^:/@]*):[^@]*@#\1:**@#'; }
 
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
@@ -70,10 +76,10 @@ ensure_postgres() {
     [ -n "${DATABASE_URL:-}" ] && is_local_default "$DATABASE_URL" 5432 || return 0
     postgres_ready && return 0
     command -v pg_ctlcluster >/dev/null \
-        || die "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is missing; start it or set DATABASE_URL"
+        || die "PostgreSQL is not running on 127.0.0.1:5432 and is not installed here; install it (on Debian: apt-get install postgresql) or point DATABASE_URL at one"
     local version
     version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)"
-    [ -n "$version" ] || die "no PostgreSQL cluster in /etc/postgresql; install postgresql or set DATABASE_URL"
+    [ -n "$version" ] || die "no PostgreSQL cluster in /etc/postgresql; install it (on Debian: apt-get install postgresql) or point DATABASE_URL at one"
     say "starting PostgreSQL $version"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start \
         || die "could not start PostgreSQL (try: pg_ctlcluster $version main start)"
@@ -110,7 +116,7 @@ ensure_rabbitmq() {
     [ -n "${BROKER_URL:-}" ] && is_local_default "$BROKER_URL" 5672 || return 0
     port_open 127.0.0.1 5672 && return 0
     command -v rabbitmq-server >/dev/null \
-        || die "RabbitMQ is not running on 127.0.0.1:5672 and rabbitmq-server is missing; start it or set BROKER_URL"
+        || die "RabbitMQ is not running on 127.0.0.1:5672 and is not installed here; install it (on Debian: apt-get install rabbitmq-server) or point BROKER_URL at one"
     say "starting RabbitMQ"
     rabbitmq-server -detached || die "could not start RabbitMQ (see /var/log/rabbitmq/)"
     wait_for "RabbitMQ on 127.0.0.1:5672" 120 rabbitmq_ready
@@ -124,7 +130,8 @@ ensure_chromium() {
     command -v apt-get >/dev/null \
         || die "$CHROMIUM is missing and apt-get is not available; install Debian's chromium package"
     [ "$(id -u)" = 0 ] || die "$CHROMIUM is missing; install it with: sudo apt-get install -y chromium"
-    say "installing chromium (for the ops dashboard's browser test)"
+    say "$CHROMIUM is missing: the ops dashboard's browser test drives it through Playwright, which downloads no browser here"
+    say "installing Debian's chromium package system-wide, as root: apt-get update && apt-get install -y chromium (install it yourself beforehand to skip this)"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
         || die "could not install chromium (try: apt-get update && apt-get install -y chromium)"
     [ -x "$CHROMIUM" ] || die "chromium was installed but $CHROMIUM is not there"

@@ -28,3 +28,17 @@ def test_no_message_content_reaches_the_logs_even_at_debug_with_debug_on(caplog,
     assert sent.status_code == 201
     assert "message.sent" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_a_client_error_leaves_no_line_of_djangos_request_logger(caplog, anonymous, as_alice):
+    # The access line (runserver's or gunicorn's) already carries the path and status.
+    caplog.set_level(logging.INFO)
+
+    responses = [
+        anonymous.get("/api/messages/"),  # 401
+        as_alice.get("/api/no-such-endpoint/"),  # 404
+        as_alice.post("/api/messages/", {"receiver": "nobody", "content": "hi"}),  # 400
+    ]
+
+    assert [response.status_code for response in responses] == [401, 404, 400]
+    assert [record for record in caplog.records if record.name == "django.request"] == []

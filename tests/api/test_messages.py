@@ -128,6 +128,23 @@ def test_an_inactive_receiver_is_refused_like_an_unknown_one(as_alice, make_user
     assert response.json() == {"receiver": [services.INACTIVE_RECEIVER]}
 
 
+def test_a_message_to_yourself_is_a_400_naming_the_receiver_and_writes_nothing(as_alice):
+    response = send(as_alice, receiver="alice")
+
+    assert response.status_code == 400
+    assert response.json() == {"receiver": [services.SELF_RECEIVER]}
+    assert not Message.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_the_service_refuses_a_message_to_its_sender(alice):
+    with pytest.raises(services.ValidationError) as refused:
+        services.send_message(sender=alice, receiver=alice, content="note to self")
+
+    assert refused.value.message_dict == {"receiver": [services.SELF_RECEIVER]}
+    assert not Message.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [("[1, 2]", "non_field_errors"), ('"just a string"', "non_field_errors"), ("{not json", "detail")],

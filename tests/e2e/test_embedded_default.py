@@ -13,12 +13,12 @@ import sys
 import uuid
 
 import dj_database_url
-import psutil
 import psycopg
 import pytest
 
 from config.embedded import postgres
 from tests.conftest import ROOT
+from tests.e2e.conftest import embedded_data_folder, postgres_processes_of
 from tests.helpers import stop_processes, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -28,14 +28,10 @@ _UNSET = ("DATABASE_URL", "BROKER_URL", "BROKER_NAMESPACE", "OUTBOX_FAILPOINTS")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir():
     """A fresh EMBEDDED_DATA_DIR; its embedded PostgreSQL is stopped when the module ends."""
-    folder = tmp_path_factory.mktemp("embedded")
-    yield folder
-    postgres.stop(folder / "pgdata")
-    wait_until(
-        lambda: not _postgres_processes_of(folder / "pgdata"), timeout=30, what="the embedded PostgreSQL to exit"
-    )
+    with embedded_data_folder() as folder:
+        yield folder
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +81,6 @@ def workers(migrated, tmp_path):
 
     yield spawn
     stop_processes(processes)
-
-
-def _postgres_processes_of(pgdata) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] == "postgres" and str(pgdata) in " ".join(process.info["cmdline"] or ()):
-            found.append(process)
-    return found
 
 
 def embedded_connection(data_dir) -> psycopg.Connection:
@@ -153,3 +141,30 @@ def test_a_message_reaches_its_notification_through_relay_and_consumer_on_the_em
         assert f"broker=filesystem:// (folder {data_dir / 'broker' / 'messages'})" in log
         assert content not in log
     assert "relay.started broker=filesystem://" in relay.log_path.read_text()
+
+
+def test_importing_the_settings_and_manage_py_check_start_no_embedded_postgres(bare_env, tmp_path):
+    env = {**bare_env, "EMBEDDED_DATA_DIR": str(tmp_path)}
+    subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        check=True,
+        timeout=60,
+    )
+    manage("check", env=env)
+
+    assert not postgres.is_running(tmp_path / "pgdata")
+    assert not postgres_processes_of(tmp_path / "pgdata")
+
+
+def test_a_command_that_starts_the_embedded_postgres_says_so_and_how_to_stop_it(bare_env, embedded_data_dir):
+    env = {**bare_env, "EMBEDDED_DATA_DIR": str(embedded_data_dir)}
+    connect = ("shell", "-c", "from django.db import connection; connection.ensure_connection()")
+    first = manage(*connect, env=env)
+    second = manage(*connect, env=env)
+
+    assert "embedded_postgres.started" in first
+    assert "stop it with: python manage.py embedded_postgres stop" in first
+    # The server was running by then: nothing to say.
+    assert "embedded_postgres.started" not in second

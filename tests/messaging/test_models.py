@@ -85,6 +85,12 @@ def test_an_event_builds_at_most_one_notification(bob):
         Notification.objects.create(user=bob, title="second", source_event_id=event_id)
 
 
+def test_the_database_refuses_a_message_whose_sender_is_its_receiver(alice):
+    # Past the service: the constraint guards every write path, bulk and raw SQL included.
+    with pytest.raises(IntegrityError, match="message_sender_is_not_receiver"), transaction.atomic():
+        Message.objects.create(sender=alice, receiver=alice, content="note to self")
+
+
 def test_deleting_a_message_deletes_its_notifications(alice, bob):
     message = Message.objects.create(sender=alice, receiver=bob, content="hi")
     Notification.objects.create(user=bob, message=message, title="t")

@@ -132,3 +132,25 @@ def test_metrics_with_a_token_configured_refuse_requests_without_it(client, sett
 def test_metrics_are_never_cached_and_refuse_writes(client):
     assert "no-store" in client.get("/metrics")["Cache-Control"]
     assert client.post("/metrics").status_code == 405
+
+
+def test_web_metrics_say_where_the_relay_and_the_consumer_serve_theirs(client, settings):
+    settings.RELAY_METRICS_PORT = 9100
+    settings.CONSUMER_METRICS_PORT = 0
+    settings.WORKER_METRICS_ADDRESS = "127.0.0.1"
+
+    body = client.get("/metrics").content.decode()
+
+    assert "# relay: http://127.0.0.1:9100/metrics\n" in body
+    assert "# consumer: off (CONSUMER_METRICS_PORT=0)\n" in body
+    # Comments only: the exposition still parses.
+    assert parse(body)
+
+
+def test_web_metrics_name_the_workers_port_when_they_listen_on_every_address(client, settings):
+    settings.RELAY_METRICS_PORT = 9100
+    settings.WORKER_METRICS_ADDRESS = "0.0.0.0"  # noqa: S104 - only named in the text
+
+    body = client.get("/metrics").content.decode()
+
+    assert "# relay: port 9100 of every relay host (/metrics)\n" in body

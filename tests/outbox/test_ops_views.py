@@ -145,3 +145,13 @@ def test_the_retry_endpoint_takes_only_posts(client, staff):
     client.force_login(staff)
 
     assert client.get("/ops/dead-events/retry/").status_code == 405
+
+
+def test_the_page_says_where_the_workers_serve_their_metrics(staff_client, settings, broker_namespace):
+    settings.RELAY_METRICS_PORT = 9100
+    settings.CONSUMER_METRICS_PORT = 9101
+    settings.WORKER_METRICS_ADDRESS = "127.0.0.1"
+
+    page = staff_client.get("/ops/").content.decode()
+
+    assert "relay http://127.0.0.1:9100/metrics; consumer http://127.0.0.1:9101/metrics" in page
