@@ -94,3 +94,12 @@ def test_outbox_replay_takes_moments_at_the_ends_of_the_calendar(option, text, b
     call_command("outbox_replay", "--dry-run", option, text)
 
     assert "dry run: nothing sent" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [("2026-11-24T10:00Z", "2026-11-24T09:00Z"), ("2026-11-24", "2026-11-24"), (EDGE_MOMENTS[1], EDGE_MOMENTS[0])],
+)
+def test_outbox_retry_refuses_a_window_that_ends_before_it_starts(since, until):
+    with pytest.raises(CommandError, match=r"--since \(.*\) must be before --until"):
+        call_command("outbox_retry", "--list", "--since", since, "--until", until)
