@@ -177,10 +177,11 @@ def _well_formed(rows: list[tuple], skipped: list[uuid.UUID]) -> list[tuple[str,
     """
     applicable = []
     for _, event_id, event_type, version, aggregate_id, payload in rows:
-        data = json.loads(payload)
         try:
+            # PostgreSQL stores JSON nested deeper than Python's decoder recurses.
+            data = json.loads(payload)
             validate_event_data(event_type, version, data, aggregate_id=aggregate_id)
-        except (UnknownEventType, InvalidEventPayload) as exc:
+        except (RecursionError, UnknownEventType, InvalidEventPayload) as exc:
             logger.warning(
                 'notifications.rebuild_skipped_event event_id=%s event_type=%s reason="%s"', event_id, event_type, exc
             )

@@ -165,6 +165,24 @@ def test_rebuild_result_lists_the_skipped_events_in_log_order(live):
     assert (result.events, result.notifications) == (6, 4)
 
 
+@pytest.mark.django_db
+def test_rebuild_skips_an_event_nested_deeper_than_python_decodes(live):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id, event_type, "
+            "schema_version, occurred_at, payload, headers, attempts, last_error) VALUES (gen_random_uuid(), "
+            "'message', %s, 'message.read', 1, now(), (repeat('[', 5000) || repeat(']', 5000))::jsonb, '{}', 0, '') "
+            "RETURNING event_id",
+            [str(live[0].pk)],
+        )
+        deep = cursor.fetchone()[0]
+
+    result = rebuild_notifications()
+
+    assert result.skipped_event_ids == (deep,)
+    assert result.notifications == 4
+
+
 def test_the_skipped_report_names_the_first_ids_and_counts_the_rest():
     ids = [uuid.UUID(int=number) for number in range(25)]
 
