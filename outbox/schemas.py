@@ -77,5 +77,5 @@ def validate_event_data(event_type: str, version: int, data: Any, *, aggregate_i
         # Name the rule that failed, never the value: message content must not reach a log line.
         raise InvalidEventPayload(f"{event_type} v{version} data at {where} fails {exc.rule!r}") from None
     key = schema.aggregate_id_key
-    if key is not None and aggregate_id is not None and data.get(key) != aggregate_id:
+    if key is not None and aggregate_id is not None and (not isinstance(data, dict) or data.get(key) != aggregate_id):
         raise InvalidEventPayload(f"{event_type} v{version} data at {key} is not the event's aggregate id")

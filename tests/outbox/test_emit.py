@@ -11,6 +11,7 @@ import outbox
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ
 from outbox.errors import InvalidEventPayload, UnknownEventType
 from outbox.models import OutboxEvent
+from outbox.schemas import validate_event_data
 from tests.helpers import register_schema_for_this_test
 
 
@@ -124,12 +125,13 @@ NAMED = "test.names_its_aggregate"
 
 @pytest.fixture
 def schema_naming_its_aggregate(monkeypatch):
-    schema = {"type": "object", "properties": {"thing_id": {"type": ["string", "null"]}}}
+    # No "type": "object", so data of any type reaches the aggregate check.
+    schema = {"properties": {"thing_id": {"type": ["string", "null"]}}}
     register_schema_for_this_test(monkeypatch, NAMED, schema, aggregate_id_key="thing_id")
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("data", [{}, {"thing_id": "another-thing"}, {"thing_id": None}])
+@pytest.mark.parametrize("data", [{}, {"thing_id": "another-thing"}, {"thing_id": None}, {"other": "thing-1"}])
 def test_an_event_whose_data_does_not_name_its_aggregate_is_refused(schema_naming_its_aggregate, data):
     refused = "data at thing_id is not the event's aggregate id"
     with pytest.raises(InvalidEventPayload, match=refused), transaction.atomic():
@@ -163,3 +165,9 @@ def test_a_message_created_event_naming_another_message_is_refused_without_its_c
         outbox.emit(aggregate_type="message", aggregate_id=message_id, event_type=MESSAGE_CREATED, payload=payload)
 
     assert str(refused.value) == "message.created v1 data at message_id is not the event's aggregate id"
+
+
+@pytest.mark.parametrize("data", [["thing-1"], "thing-1", None])
+def test_data_that_is_not_an_object_cannot_name_its_aggregate(schema_naming_its_aggregate, data):
+    with pytest.raises(InvalidEventPayload, match="data at thing_id is not the event's aggregate id"):
+        validate_event_data(NAMED, 1, data, aggregate_id="thing-1")
