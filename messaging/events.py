@@ -43,6 +43,8 @@ MESSAGE_CREATED_V1 = EventSchema(
         },
         "additionalProperties": False,
     },
+    # The database guard on messages checks it too (messaging.models).
+    aggregate_id_key="message_id",
 )
 
 MESSAGE_READ_V1 = EventSchema(

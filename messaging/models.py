@@ -4,7 +4,8 @@ A Message and the outbox events describing it commit together on every write pat
 - `save()` / `objects.create()` run the write and its post_save receivers in one atomic block;
 - `bulk_create()` and `mark_read()` on the queryset append the events themselves;
 - `update(is_read=True)` and `bulk_update(..., ["is_read"])` refuse, naming `mark_read()`;
-- raw SQL: a deferred constraint trigger refuses to commit a Message without `message.created`.
+- raw SQL: a deferred constraint trigger refuses to commit a Message without a `message.created`
+  event whose data names it (`data.message_id`).
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class Message(models.Model):
             # setting is put back at once, for whatever else this transaction still plans. Both
             # set_config calls are assignments, not PERFORM: PL/pgSQL evaluates an assignment as a
             # simple expression, while PERFORM runs a whole query.
+            # The event must name the message in its data, not only in its aggregate id: the
+            # consumer and rebuild_notifications read the data, and a `{}` there builds nothing.
             pg_triggers.Trigger(
                 name="message_requires_created_event",
                 operation=pgtrigger.Insert,
@@ -128,9 +131,9 @@ class Message(models.Model):
                     "unused := set_config('enable_seqscan', 'off', true); "
                     f"IF NOT EXISTS (SELECT 1 FROM {OutboxEvent._meta.db_table} "
                     f"WHERE aggregate_type = '{MESSAGE_AGGREGATE}' AND aggregate_id = NEW.message_id::text "
-                    f"AND event_type = '{MESSAGE_CREATED}') THEN "
-                    f"RAISE EXCEPTION 'message % was written without its {MESSAGE_CREATED} outbox event', "
-                    "NEW.message_id USING ERRCODE = 'integrity_constraint_violation'; "
+                    f"AND event_type = '{MESSAGE_CREATED}' AND payload->>'message_id' = NEW.message_id::text) THEN "
+                    f"RAISE EXCEPTION 'message % was written without a {MESSAGE_CREATED} outbox event naming it "
+                    "in data.message_id', NEW.message_id USING ERRCODE = 'integrity_constraint_violation'; "
                     "END IF; "
                     "unused := set_config('enable_seqscan', seqscan, true); "
                     "RETURN NULL;"

@@ -15,6 +15,10 @@ built twice and the consumer's writes during the build caught up by hand, for th
 The cost: writes to notifications (the consumer, users marking them read) wait for the rebuild,
 and the old rows are left to vacuum.
 
+An event whose data does not fit its registered schema (or, for `message.created`, does not name
+its message) is skipped, logged by id and reason and counted in the result: the consumer
+dead-letters such an event, so no notification was ever built from it.
+
 What the log cannot know is carried over from the rows it replaces (matched by their source
 event): the notification's id (API clients hold it) and when it was created (lists are ordered
 by it), and a read made on the notification itself, which is no event. A notification the log
@@ -24,6 +28,8 @@ has no event for (a system notification, or one whose event was pruned) is left 
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -32,7 +38,11 @@ from django.db import connection, transaction
 from messaging import services
 from messaging.events import MESSAGE_AGGREGATE, MESSAGE_CREATED, MESSAGE_READ
 from messaging.models import Message, Notification
+from outbox.errors import InvalidEventPayload, UnknownEventType
 from outbox.models import OutboxEvent
+from outbox.schemas import validate_event_data
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
@@ -48,10 +58,13 @@ class IncompleteEventLog(Exception):
 
 @dataclass(frozen=True)
 class RebuildResult:
+    # Events applied; the skipped ones are not among them.
     events: int
     notifications: int
     # Rebuilt notifications that kept the id of the row they replaced.
     kept_ids: int
+    # Events skipped because their data does not fit their schema, in log order.
+    skipped_event_ids: tuple[uuid.UUID, ...] = ()
 
 
 # Every message is written with its message.created event (the database guards that): one
@@ -65,7 +78,7 @@ _MESSAGES_WITHOUT_CREATED_SQL = f"""
 """
 
 _PAGE_SQL = f"""
-    SELECT id, event_id, event_type, payload::text FROM {_EVENTS}
+    SELECT id, event_id, event_type, schema_version, aggregate_id, payload::text FROM {_EVENTS}
     WHERE event_type = ANY(%s) AND id > %s ORDER BY id LIMIT %s
 """
 
@@ -111,7 +124,8 @@ def rebuild_notifications(
     """Replace every notification the event log builds with one built from the log, in one transaction.
 
     Raises `IncompleteEventLog` when retention pruned `message.created` events, unless `force`:
-    then the notifications of those messages stay as they are, unrebuilt.
+    then the notifications of those messages stay as they are, unrebuilt. Malformed events are
+    skipped and listed in the result.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -128,19 +142,21 @@ def rebuild_notifications(
         cursor.execute(_SET_ASIDE_SQL, [MESSAGE_CREATED])
         cursor.execute(_DELETE_SQL)
         events = 0
+        skipped: list[uuid.UUID] = []
         for page in _event_pages(batch_size):
-            services.apply_message_events(page)
-            events += len(page)
+            applicable = _well_formed(page, skipped)
+            services.apply_message_events(applicable)
+            events += len(applicable)
             if on_progress is not None:
                 on_progress(len(page))
         cursor.execute(_RESTORE_KEPT_SQL)
         kept = cursor.rowcount
         cursor.execute(_DATE_NEW_SQL, [MESSAGE_CREATED])
     notifications = Notification.objects.filter(source_event_id__isnull=False).count()
-    return RebuildResult(events=events, notifications=notifications, kept_ids=kept)
+    return RebuildResult(events=events, notifications=notifications, kept_ids=kept, skipped_event_ids=tuple(skipped))
 
 
-def _event_pages(batch_size: int) -> Iterator[list[tuple[str, object, dict]]]:
+def _event_pages(batch_size: int) -> Iterator[list[tuple]]:
     """The log's message events in id order, `batch_size` at a time: keyset pages, never OFFSET."""
     after = 0
     while True:
@@ -149,5 +165,27 @@ def _event_pages(batch_size: int) -> Iterator[list[tuple[str, object, dict]]]:
             rows = cursor.fetchall()
         if not rows:
             return
-        yield [(event_type, event_id, json.loads(payload)) for _, event_id, event_type, payload in rows]
+        yield rows
         after = rows[-1][0]
+
+
+def _well_formed(rows: list[tuple], skipped: list[uuid.UUID]) -> list[tuple[str, uuid.UUID, dict]]:
+    """The page's events whose data fits their schema, as `apply_message_events` takes them.
+
+    The others go to `skipped`, each with a log line naming the event and the rule it breaks,
+    never its data.
+    """
+    applicable = []
+    for _, event_id, event_type, version, aggregate_id, payload in rows:
+        try:
+            # PostgreSQL stores JSON nested deeper than Python's decoder recurses.
+            data = json.loads(payload)
+            validate_event_data(event_type, version, data, aggregate_id=aggregate_id)
+        except (RecursionError, UnknownEventType, InvalidEventPayload) as exc:
+            logger.warning(
+                'notifications.rebuild_skipped_event event_id=%s event_type=%s reason="%s"', event_id, event_type, exc
+            )
+            skipped.append(event_id)
+            continue
+        applicable.append((event_type, event_id, data))
+    return applicable

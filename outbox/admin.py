@@ -1,8 +1,9 @@
 """Admin pages for the event log and the inbox: operators look, the database guards.
 
 Event content is read-only. The action to send dead events again is a thin shell over the service
-`outbox_retry` uses; it needs the change permission on events, which view-only staff lack. The
-replay action needs the relay, so `relay/admin.py` adds it.
+`outbox_retry` uses; it needs the change permission on events, which view-only staff lack
+(`outbox.permissions`, the rule /ops/ follows too). The replay action needs the relay, so
+`relay/admin.py` adds it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from outbox.models import PENDING, InboxEntry, OutboxEvent
+from outbox.permissions import can_operate_events
 from outbox.schemas import registered_schemas
 from outbox.services import retry_dead_events
 
@@ -74,7 +76,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     actions = ("send_dead_events_again",)
 
     def has_operate_permission(self, request) -> bool:
-        return request.user.has_perm("outbox.change_outboxevent")
+        return can_operate_events(request.user)
 
     @admin.action(description="Send selected dead events again", permissions=["operate"])
     def send_dead_events_again(self, request, queryset) -> None:

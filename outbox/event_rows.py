@@ -142,7 +142,7 @@ def event_rows(drafts: Iterable[EventDraft]) -> list[EventRow]:
                 raise InvalidEvent(f"{draft.event_type} {name} must be 1 to {_LIMITS[name]} characters")
         version = draft.schema_version or latest_version(draft.event_type)
         payload_json, payload = _to_json(draft.payload, draft.event_type, "payload")
-        validate_event_data(draft.event_type, version, payload)
+        validate_event_data(draft.event_type, version, payload, aggregate_id=aggregate_id)
         headers_json, headers = _to_json(draft.headers, draft.event_type, "headers")
         values = (time_ordered_uuid(), draft.aggregate_type, aggregate_id, draft.event_type, version)
         values += (draft.occurred_at or now, payload_json, headers_json)

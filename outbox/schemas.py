@@ -19,11 +19,17 @@ from outbox.errors import InvalidEventPayload, UnknownEventType
 
 @dataclass(frozen=True)
 class EventSchema:
-    """The JSON Schema of one version of one event type."""
+    """The JSON Schema of one version of one event type.
+
+    `aggregate_id_key` names the key of `data` that must hold the event's aggregate id, for event
+    types whose consumers find the aggregate in the data: JSON Schema cannot compare a value with
+    one outside the document.
+    """
 
     event_type: str
     version: int
     schema: dict[str, Any]
+    aggregate_id_key: str | None = None
 
 
 _registry: dict[tuple[str, int], tuple[EventSchema, Callable[[Any], Any]]] = {}
@@ -55,14 +61,21 @@ def latest_version(event_type: str) -> int:
     return version
 
 
-def validate_event_data(event_type: str, version: int, data: Any) -> None:
-    """Raise `UnknownEventType` or `InvalidEventPayload` unless `data` fits the registered schema."""
+def validate_event_data(event_type: str, version: int, data: Any, *, aggregate_id: str | None = None) -> None:
+    """Raise `UnknownEventType` or `InvalidEventPayload` unless `data` fits the registered schema.
+
+    Given the event's `aggregate_id`, `data` must also hold it under the schema's `aggregate_id_key`.
+    """
     entry = _registry.get((event_type, version))
     if entry is None:
         raise UnknownEventType(f"no schema is registered for event type {event_type!r} version {version}")
+    schema, validate = entry
     try:
-        entry[1](data)
+        validate(data)
     except fastjsonschema.JsonSchemaValueException as exc:
         where = "/".join(str(part) for part in exc.path[1:]) or "(root)"
         # Name the rule that failed, never the value: message content must not reach a log line.
         raise InvalidEventPayload(f"{event_type} v{version} data at {where} fails {exc.rule!r}") from None
+    key = schema.aggregate_id_key
+    if key is not None and aggregate_id is not None and (not isinstance(data, dict) or data.get(key) != aggregate_id):
+        raise InvalidEventPayload(f"{event_type} v{version} data at {key} is not the event's aggregate id")

@@ -1,6 +1,7 @@
-"""The ops dashboard: a staff-only page over `outbox.status.ops_snapshot()` that polls for updates.
+"""The ops dashboard: a page over `outbox.status.ops_snapshot()` that polls for updates.
 
-Views stay thin: the snapshot is read in `outbox.status`, a dead event is sent again by
+Views stay thin: who may look and who may act is `outbox.permissions` (the admin's rule), the
+snapshot is read in `outbox.status`, a dead event is sent again by
 `outbox.services.retry_dead_events`; here requests are checked and answers shaped.
 """
 
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from outbox.metrics_server import worker_metrics_locations
 from outbox.models import OutboxEvent
+from outbox.permissions import can_operate_events, can_view_events
 from outbox.selectors import dead_events
 from outbox.services import retry_dead_events
 from outbox.status import ops_snapshot
@@ -32,25 +34,42 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 5
 
 
-def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous users go to the admin login (and come back); signed-in non-staff get a 403."""
+View = Callable[..., HttpResponse]
 
-    @functools.wraps(view)
-    def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
-        if not request.user.is_staff:
-            raise PermissionDenied("The ops dashboard is for staff users only.")
-        return view(request, *args, **kwargs)
 
-    return checked
+def allowed_by(rule: Callable[..., bool], refusal: str) -> Callable[[View], View]:
+    """Anonymous users go to the admin login (and come back); signed-in users `rule` refuses get a 403."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
+            if not rule(request.user):
+                raise PermissionDenied(refusal)
+            return view(request, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+viewers_only = allowed_by(
+    can_view_events, "The ops dashboard is for staff with the view or change permission on outbox events."
+)
+operators_only = allowed_by(
+    can_operate_events, "Sending dead events again needs the change permission on outbox events."
+)
 
 
 @never_cache
-@staff_only
+@viewers_only
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The page; it renders the embedded snapshot at once, then polls `status_json`."""
+    """The page; it renders the embedded snapshot at once, then polls `status_json`.
+
+    A user who may only look gets no "Send again" buttons; the endpoint refuses them anyway.
+    """
     return render(
         request,
         "outbox/ops.html",
@@ -58,12 +77,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "snapshot": ops_snapshot().as_dict(),
             "refresh_seconds": REFRESH_SECONDS,
             "worker_metrics": worker_metrics_locations(),
+            "can_operate": can_operate_events(request.user),
         },
     )
 
 
 @never_cache
-@staff_only
+@viewers_only
 @require_GET
 def status_json(request: HttpRequest) -> JsonResponse:
     """The snapshot as JSON, as `outbox_status --json` prints it."""
@@ -71,7 +91,7 @@ def status_json(request: HttpRequest) -> JsonResponse:
 
 
 @never_cache
-@staff_only
+@operators_only
 @require_POST
 def retry_dead_event(request: HttpRequest) -> HttpResponse:
     """Send one dead event again (back to pending with a fresh attempt budget), then back to the page."""

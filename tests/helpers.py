@@ -27,14 +27,18 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: f
         time.sleep(interval)
 
 
-def register_schema_for_this_test(monkeypatch, event_type: str, schema: dict) -> None:
+def register_schema_for_this_test(
+    monkeypatch, event_type: str, schema: dict, *, aggregate_id_key: str | None = None
+) -> None:
     """Register `schema` as version 1 of `event_type` until the test ends (the registry is process-wide)."""
     from outbox import schemas
 
     # Both of the registry's tables: the schemas, and each type's newest version.
     monkeypatch.setattr(schemas, "_registry", dict(schemas._registry))
     monkeypatch.setattr(schemas, "_latest", dict(schemas._latest))
-    schemas.register_event_schema(schemas.EventSchema(event_type=event_type, version=1, schema=schema))
+    schemas.register_event_schema(
+        schemas.EventSchema(event_type=event_type, version=1, schema=schema, aggregate_id_key=aggregate_id_key)
+    )
 
 
 def get_messages(channel, queue, *, expected: int, timeout: float = 10.0) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -10,6 +11,8 @@ from django.db import connection, connections
 
 from messaging import services
 from messaging.consumers import NotificationsConsumer
+from messaging.events import MESSAGE_CREATED, MESSAGE_READ
+from messaging.management.commands.rebuild_notifications import skipped_events_report
 from messaging.models import Message, Notification
 from messaging.rebuild import rebuild_notifications
 from outbox.consuming import Outcome
@@ -113,8 +116,81 @@ def test_rebuild_refuses_a_log_that_retention_pruned_unless_forced(live):
 
 @pytest.mark.django_db
 def test_bad_batch_size_is_refused():
-    with pytest.raises(CommandError, match="--batch-size must be at least 1"):
+    with pytest.raises(CommandError, match="'0' is not a batch size"):
         call_command("rebuild_notifications", "--batch-size", "0")
+
+
+def append_malformed_events(live) -> list[OutboxEvent]:
+    """Events past outbox.emit, as they stood in the log before the guard checked the data."""
+    full = OutboxEvent.objects.get(aggregate_id=str(live[1].pk), event_type=MESSAGE_CREATED).payload
+    rows = [
+        (live[0].pk, MESSAGE_CREATED, {}),
+        # Well formed, but naming another message than its aggregate.
+        (live[2].pk, MESSAGE_CREATED, full | {"content": "the secret plan"}),
+        (live[3].pk, MESSAGE_READ, {"receiver_id": 1}),
+        (live[3].pk, MESSAGE_READ, ["not", "an", "object"]),
+    ]
+    return [
+        OutboxEvent.objects.create(aggregate_type="message", aggregate_id=str(pk), event_type=kind, payload=data)
+        for pk, kind, data in rows
+    ]
+
+
+@pytest.mark.django_db
+def test_rebuild_skips_malformed_events_and_reports_them_by_id_without_their_data(live, capsys, caplog):
+    before = meaningful()
+    malformed = append_malformed_events(live)
+    Notification.objects.filter(message=live[0]).delete()
+
+    call_command("rebuild_notifications", "--force")
+
+    assert meaningful() == before
+    out = capsys.readouterr().out
+    assert "rebuilt 4 notifications from 6 events" in out
+    assert "skipped 4 malformed events whose data does not fit their schema" in out
+    assert out.rstrip().endswith(", ".join(str(event.event_id) for event in malformed))
+    skipped = [record.getMessage() for record in caplog.records if "rebuild_skipped_event" in record.getMessage()]
+    assert [line.split()[1] for line in skipped] == [f"event_id={event.event_id}" for event in malformed]
+    assert 'reason="message.created v1 data at message_id is not the event\'s aggregate id"' in skipped[1]
+    assert "secret plan" not in out + caplog.text
+
+
+@pytest.mark.django_db
+def test_rebuild_result_lists_the_skipped_events_in_log_order(live):
+    malformed = append_malformed_events(live)
+
+    result = rebuild_notifications(batch_size=2)
+
+    assert result.skipped_event_ids == tuple(event.event_id for event in malformed)
+    assert (result.events, result.notifications) == (6, 4)
+
+
+@pytest.mark.django_db
+def test_rebuild_skips_an_event_nested_deeper_than_python_decodes(live):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id, event_type, "
+            "schema_version, occurred_at, payload, headers, attempts, last_error) VALUES (gen_random_uuid(), "
+            "'message', %s, 'message.read', 1, now(), (repeat('[', 5000) || repeat(']', 5000))::jsonb, '{}', 0, '') "
+            "RETURNING event_id",
+            [str(live[0].pk)],
+        )
+        deep = cursor.fetchone()[0]
+
+    result = rebuild_notifications()
+
+    assert result.skipped_event_ids == (deep,)
+    assert result.notifications == 4
+
+
+def test_the_skipped_report_names_the_first_ids_and_counts_the_rest():
+    ids = [uuid.UUID(int=number) for number in range(25)]
+
+    report = skipped_events_report(ids)
+
+    assert report.startswith("skipped 25 malformed events")
+    assert report.endswith(f"{ids[19]} and 5 more")
+    assert str(ids[20]) not in report
 
 
 def count_from_another_connection() -> int:

@@ -268,19 +268,19 @@ def test_mark_read_appends_one_read_event_per_message_it_flips(alice, bob):
 
 @pytest.mark.django_db(transaction=True)
 def test_raw_sql_insert_without_its_event_is_refused_at_commit(alice, bob):
-    with pytest.raises(DatabaseError, match=r"without its message\.created outbox event"):
+    with pytest.raises(DatabaseError, match=r"without a message\.created outbox event naming it"):
         insert_raw_message(alice, bob)
 
     assert Message.objects.count() == 0
 
 
-def insert_raw_message(sender, receiver) -> None:
+def insert_raw_message(sender, receiver, message_id=None) -> None:
     """A message written past the ORM, with no event: what the guard is for."""
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO messaging_message (message_id, sender_id, receiver_id, content, timestamp, is_read) "
             "VALUES (%s, %s, %s, 'raw', now(), false)",
-            [uuid.uuid4(), sender.pk, receiver.pk],
+            [message_id or uuid.uuid4(), sender.pk, receiver.pk],
         )
 
 
@@ -291,9 +291,30 @@ def test_the_guard_ignored_by_a_session_lets_it_commit_bare_messages_and_only_wh
         insert_raw_message(alice, bob)
     assert Message.objects.count() == 2
 
-    with pytest.raises(DatabaseError, match=r"without its message\.created outbox event"):
+    with pytest.raises(DatabaseError, match=r"without a message\.created outbox event naming it"):
         insert_raw_message(alice, bob)
     assert Message.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("names", ["nothing", "another message", "the message in another key"])
+def test_raw_sql_insert_whose_created_event_does_not_name_it_is_refused_at_commit(alice, bob, names):
+    message_id = uuid.uuid4()
+    payload = {
+        "nothing": {},
+        "another message": {"message_id": str(uuid.uuid4())},
+        "the message in another key": {"id": str(message_id)},
+    }[names]
+
+    refused = r"without a message\.created outbox event naming it in data\.message_id"
+    with pytest.raises(DatabaseError, match=refused), transaction.atomic():
+        insert_raw_message(alice, bob, message_id)
+        # Past outbox.emit, which would refuse it in Python first.
+        OutboxEvent.objects.create(
+            aggregate_type="message", aggregate_id=str(message_id), event_type=MESSAGE_CREATED, payload=payload
+        )
+
+    assert Message.objects.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,9 +8,11 @@ import pytest
 from django.db import transaction
 
 import outbox
-from messaging.events import MESSAGE_READ
+from messaging.events import MESSAGE_CREATED, MESSAGE_READ
 from outbox.errors import InvalidEventPayload, UnknownEventType
 from outbox.models import OutboxEvent
+from outbox.schemas import validate_event_data
+from tests.helpers import register_schema_for_this_test
 
 
 def read_payload(**overrides):
@@ -116,3 +118,56 @@ def test_emit_many_appends_all_or_nothing_with_the_transaction():
         raise RuntimeError("rolled back")
 
     assert OutboxEvent.objects.count() == 0
+
+
+NAMED = "test.names_its_aggregate"
+
+
+@pytest.fixture
+def schema_naming_its_aggregate(monkeypatch):
+    # No "type": "object", so data of any type reaches the aggregate check.
+    schema = {"properties": {"thing_id": {"type": ["string", "null"]}}}
+    register_schema_for_this_test(monkeypatch, NAMED, schema, aggregate_id_key="thing_id")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("data", [{}, {"thing_id": "another-thing"}, {"thing_id": None}, {"other": "thing-1"}])
+def test_an_event_whose_data_does_not_name_its_aggregate_is_refused(schema_naming_its_aggregate, data):
+    refused = "data at thing_id is not the event's aggregate id"
+    with pytest.raises(InvalidEventPayload, match=refused), transaction.atomic():
+        outbox.emit(aggregate_type="thing", aggregate_id="thing-1", event_type=NAMED, payload=data)
+
+    assert not OutboxEvent.objects.filter(event_type=NAMED).exists()
+
+
+@pytest.mark.django_db
+def test_an_event_whose_data_names_its_aggregate_is_appended(schema_naming_its_aggregate):
+    with transaction.atomic():
+        outbox.emit(aggregate_type="thing", aggregate_id="thing-1", event_type=NAMED, payload={"thing_id": "thing-1"})
+
+    assert OutboxEvent.objects.get(event_type=NAMED).payload == {"thing_id": "thing-1"}
+
+
+@pytest.mark.django_db
+def test_a_message_created_event_naming_another_message_is_refused_without_its_content(alice, bob):
+    message_id, other = uuid.uuid4(), uuid.uuid4()
+    payload = {
+        "message_id": str(other),
+        "sender_id": alice.pk,
+        "sender_username": "alice",
+        "receiver_id": bob.pk,
+        "content": "the secret plan",
+        "sent_at": "2026-01-01T00:00:00Z",
+        "is_read": False,
+    }
+
+    with pytest.raises(InvalidEventPayload) as refused, transaction.atomic():
+        outbox.emit(aggregate_type="message", aggregate_id=message_id, event_type=MESSAGE_CREATED, payload=payload)
+
+    assert str(refused.value) == "message.created v1 data at message_id is not the event's aggregate id"
+
+
+@pytest.mark.parametrize("data", [["thing-1"], "thing-1", None])
+def test_data_that_is_not_an_object_cannot_name_its_aggregate(schema_naming_its_aggregate, data):
+    with pytest.raises(InvalidEventPayload, match="data at thing_id is not the event's aggregate id"):
+        validate_event_data(NAMED, 1, data, aggregate_id="thing-1")

@@ -1,6 +1,6 @@
 """The ops dashboard in a real headless browser (Debian's chromium driven by Playwright).
 
-A staff user signs in, watches the backlog rise as messages are written and fall as an
+A staff user who may change outbox events signs in, watches the backlog rise as messages are written and fall as an
 in-process relay publishes them, sees a relay's heartbeat, and sends a dead event again with its
 button. The page refreshes itself, so every check waits on the page's text with a deadline.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
@@ -60,6 +61,7 @@ def test_staff_watch_the_backlog_flow_and_send_a_dead_event_again(
     page, live_server, make_user, alice, bob, broker_namespace
 ):
     staff = make_user(is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="change_outboxevent"))
     sign_in(page, live_server, staff)
     pending = page.locator("#backlog-pending")
     expect(pending).to_have_text("0")

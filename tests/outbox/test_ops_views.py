@@ -1,10 +1,12 @@
-"""The ops dashboard's views: staff only, the snapshot as a page and as JSON, a dead event sent again."""
+"""The ops dashboard's views: the snapshot as a page and as JSON for staff who may view outbox events,
+a dead event sent again for staff who may change them (the admin's rule, `outbox.permissions`)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
@@ -16,9 +18,28 @@ pytestmark = pytest.mark.django_db
 PAGES = ("/ops/", "/ops/status.json")
 
 
+def staff_with(make_user, *codenames: str):
+    user = make_user(is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="outbox", codename__in=codenames))
+    return user
+
+
 @pytest.fixture
 def staff(make_user):
-    return make_user(is_staff=True)
+    """Staff who may operate the outbox: the change permission on events."""
+    return staff_with(make_user, "change_outboxevent")
+
+
+@pytest.fixture
+def viewer(make_user):
+    """Staff who may only look: the view permission on events."""
+    return staff_with(make_user, "view_outboxevent")
+
+
+@pytest.fixture
+def bare_staff(make_user):
+    """Staff with no permission on outbox events (they may use other parts of the admin)."""
+    return staff_with(make_user)
 
 
 @pytest.fixture
@@ -69,6 +90,61 @@ def test_users_who_are_not_staff_cannot_send_a_dead_event_again(client, make_use
     assert OutboxEvent.objects.get(pk=event.pk).dead_at is not None
 
 
+@pytest.mark.parametrize("path", PAGES)
+def test_staff_without_a_permission_on_outbox_events_are_refused(client, bare_staff, path):
+    client.force_login(bare_staff)
+
+    response = client.get(path)
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("user", ["bare_staff", "viewer"])
+def test_staff_without_the_change_permission_cannot_send_a_dead_event_again(client, request, user):
+    event = dead_event()
+    client.force_login(request.getfixturevalue(user))
+
+    response = client.post("/ops/dead-events/retry/", {"event_id": event.id})
+
+    assert response.status_code == 403
+    assert OutboxEvent.objects.get(pk=event.pk).dead_at is not None
+
+
+def test_view_only_staff_see_the_page_without_send_again_buttons(client, viewer, broker_namespace):
+    event = dead_event()
+    client.force_login(viewer)
+
+    response = client.get("/ops/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    embedded = page.split('<script id="ops-snapshot" type="application/json">')[1].split("</script>")[0]
+    assert json.loads(embedded)["dead_events"][0]["id"] == event.id
+    assert "data-retry-url" not in page
+    assert "data-csrf-token" not in page
+    assert "Sending one again needs the change permission on outbox events" in page
+
+
+def test_view_only_staff_read_the_snapshot_as_json(client, viewer, broker_namespace):
+    append_read_events(2)
+    client.force_login(viewer)
+
+    response = client.get("/ops/status.json")
+
+    assert response.status_code == 200
+    assert response.json()["backlog"]["pending"] == 2
+
+
+def test_a_superuser_sends_a_dead_event_again(client, make_user, broker_namespace):
+    event = dead_event()
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+
+    response = client.post("/ops/dead-events/retry/", {"event_id": event.id})
+
+    assert response.status_code == 302
+    assert OutboxEvent.objects.get(pk=event.pk).state == "pending"
+
+
 def test_staff_see_the_page_with_the_snapshot_embedded(staff_client, broker_namespace):
     event = dead_event()
     append_read_events(2)
@@ -80,6 +156,8 @@ def test_staff_see_the_page_with_the_snapshot_embedded(staff_client, broker_name
     page = response.content.decode()
     assert '<span class="value" id="backlog-pending">2</span>' in page
     assert "/static/outbox/ops.js" in page
+    assert 'data-retry-url="/ops/dead-events/retry/"' in page
+    assert "<em>Send again</em> makes one pending" in page
     embedded = page.split('<script id="ops-snapshot" type="application/json">')[1].split("</script>")[0]
     assert json.loads(embedded)["dead_events"][0]["id"] == event.id
 

@@ -6,10 +6,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.utils import timezone
 
-from outbox.command_arguments import parse_duration
 from outbox.models import InboxEntry, OutboxEvent
 from tests.helpers import append_read_events
 
@@ -28,15 +27,3 @@ def test_prune_deletes_old_published_events_and_inbox_rows_only(capsys):
     assert "deleted 5 published events, 1 inbox entries" in capsys.readouterr().out
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {e.pk for e in pending + dead}
     assert list(InboxEntry.objects.all()) == [recent]
-
-
-def test_prune_refuses_a_malformed_duration():
-    with pytest.raises(CommandError, match="not a duration"):
-        call_command("outbox_prune", "--older-than", "seven days")
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"), [("90s", 90), ("15m", 900), ("12h", 43200), ("7d", 604800), ("2w", 1209600)]
-)
-def test_durations(text, expected):
-    assert parse_duration(text) == timedelta(seconds=expected)

@@ -154,7 +154,9 @@ def test_a_consumer_replay_skips_types_its_queue_is_not_bound_for(alice, bob, to
         (["--type", "message.craeted"], "unknown event type message.craeted; known types: "),
         (["--consumer", "billing"], "the topology has no consumer 'billing'; its consumers: notifications"),
         (["--forget-inbox"], "forgetting inbox entries needs a consumer"),
-        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--batch-size", "0"], "'0' is not a batch size: a whole number from 1 to 100,000"),
+        (["--batch-size", "99999999999999999999"], "is not a batch size"),
+        (["--since", "2026-11-24T25:00"], "is not an ISO 8601 date or time"),
     ],
 )
 @pytest.mark.django_db

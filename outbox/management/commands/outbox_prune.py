@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.utils import timezone
 from tqdm import tqdm
 
-from outbox.command_arguments import parse_duration
+from outbox.command_arguments import batch_size_argument, duration_argument
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.retention import delete_old_inbox_entries, delete_published_events, delete_stale_heartbeats
-
-
-def _duration(text: str):
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class Command(BaseCommand):
     help = "Delete published outbox events and inbox rows older than a duration; never pending or dead events."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--older-than", type=_duration, required=True, help="e.g. 7d, 12h, 30m")
-        parser.add_argument("--batch-size", type=int, default=1000, help="rows per short transaction")
+        parser.add_argument("--older-than", type=duration_argument, required=True, help="e.g. 7d, 12h, 30m")
+        parser.add_argument("--batch-size", type=batch_size_argument, default=1000, help="rows per short transaction")
 
     def handle(self, *args, older_than, batch_size: int, **options) -> None:
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1")
         cutoff = timezone.now() - older_than
         events_total = OutboxEvent.objects.filter(published_at__lt=cutoff).count()
         with tqdm(total=events_total, desc="published events", unit="row", file=self.stderr) as bar:

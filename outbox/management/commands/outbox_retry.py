@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from outbox.command_arguments import moment_argument
 from outbox.selectors import dead_events
@@ -22,12 +22,15 @@ class Command(BaseCommand):
         parser.add_argument("--list", action="store_true", dest="list_only", help="list them, send nothing")
 
     def handle(self, *args, list_only: bool, **options) -> None:
+        since, until = options["since"], options["until"]
+        if since is not None and until is not None and since >= until:
+            raise CommandError(f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})")
         events = dead_events(
             event_type=options["event_type"],
             aggregate_type=options["aggregate_type"],
             aggregate_id=options["aggregate_id"],
-            since=options["since"],
-            until=options["until"],
+            since=since,
+            until=until,
             ids=options["ids"],
         )
         rows = list(

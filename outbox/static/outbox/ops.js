@@ -6,6 +6,7 @@
 (function () {
   const root = document.getElementById("ops");
   const statusUrl = root.dataset.statusUrl;
+  // Absent for users who may only look: their rows get no "Send again" button.
   const retryUrl = root.dataset.retryUrl;
   const csrfToken = root.dataset.csrfToken;
   const refreshMs = Number(root.dataset.refreshSeconds) * 1000;
@@ -107,6 +108,7 @@
   }
 
   function retryButton(eventId) {
+    if (!retryUrl) return element("td", "–");
     const form = element("form");
     form.method = "post";
     form.action = retryUrl;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from outbox.command_arguments import moment_argument
+from outbox.command_arguments import batch_size_argument, moment_argument
 from relay.replay import InvalidReplay, ReplaySelection, ReplayStopped, plan_replay, replay_events
 
 
@@ -44,12 +44,12 @@ class Command(BaseCommand):
             action="store_true",
             help="with --consumer: forget its inbox entries of the replayed events, so it applies them again",
         )
-        parser.add_argument("--batch-size", type=int, default=None, help="events per page (default: RELAY_BATCH_SIZE)")
+        parser.add_argument(
+            "--batch-size", type=batch_size_argument, default=None, help="events per page (default: RELAY_BATCH_SIZE)"
+        )
         parser.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
 
     def handle(self, *args, consumer: str | None, forget_inbox: bool, dry_run: bool, batch_size, **options) -> None:
-        if batch_size is not None and batch_size < 1:
-            raise CommandError("--batch-size must be at least 1")
         try:
             selection = ReplaySelection(
                 since=options["since"],
