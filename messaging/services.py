@@ -6,6 +6,7 @@ PermissionDenied, which the API turns into 400 and 403 responses.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -16,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils.text import Truncator
 from rest_framework.authtoken.models import Token
 
@@ -115,10 +116,39 @@ class EventContradictsOurRows(DeadLetter):
 
 # The events name a message; what a notification shows (who it is for, the sender's name, the
 # text, read or not) comes from our own rows, so an event forged on the broker can at most repeat
-# what a real one says (docs/decisions/notification-fields-from-our-rows.md). A whole batch is
-# one document; the join drops messages deleted since the rows were read, and ON CONFLICT without
-# a target covers both guards: one notification per event, one `message` notification per message.
-_CREATE_NOTIFICATIONS_SQL = f"""
+# what a real one says (docs/decisions/notification-fields-from-our-rows.md). A whole batch is one
+# statement on one JSON document: each event is checked against its message, the notifications of
+# those that pass are inserted, and one row per event says what happened. ON CONFLICT without a
+# target covers both guards: one notification per event, one `message` notification per message.
+# A text longer than the preview comes back instead, to be cut in Python (Truncator) and inserted
+# by a second statement: only batches holding long texts pay for it.
+_CREATE_NOTIFICATIONS_SQL = """
+    WITH checked AS (
+        SELECT d.event_id, d.message_id, d.position, m.message_id IS NOT NULL AS found,
+               m.sender_id::text = d.sender_id AS same_sender, m.receiver_id::text = d.receiver_id AS same_receiver,
+               m.receiver_id, m.is_read, m.content, u.{username} AS sender_name
+        FROM jsonb_to_recordset(%(batch)s::jsonb)
+             AS d(event_id uuid, message_id uuid, sender_id text, receiver_id text, position integer)
+        LEFT JOIN {messages} m ON m.message_id = d.message_id
+        LEFT JOIN {users} u ON u.{user_pk} = m.sender_id
+    ), inserted AS (
+        INSERT INTO {notifications}
+            (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
+             source_event_id)
+        SELECT gen_random_uuid(), c.receiver_id, c.message_id, %(type)s, %(title)s || c.sender_name, c.content,
+               c.is_read, statement_timestamp(), c.event_id
+        FROM checked c
+        WHERE c.same_sender AND c.same_receiver AND char_length(c.content) <= %(limit)s
+        ORDER BY c.position
+        ON CONFLICT DO NOTHING
+        RETURNING source_event_id
+    )
+    SELECT c.event_id, c.message_id, c.found, c.same_sender, c.same_receiver, i.source_event_id IS NOT NULL,
+           CASE WHEN char_length(c.content) > %(limit)s THEN c.content END, c.sender_name
+    FROM checked c LEFT JOIN inserted i ON i.source_event_id = c.event_id
+    ORDER BY c.position
+"""
+_CREATE_LONG_NOTIFICATIONS_SQL = f"""
     INSERT INTO {Notification._meta.db_table}
         (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
          source_event_id)
@@ -130,6 +160,21 @@ _CREATE_NOTIFICATIONS_SQL = f"""
     ON CONFLICT DO NOTHING
     RETURNING source_event_id
 """
+NEW_MESSAGE_TITLE = "New message from "
+
+
+@functools.cache
+def _create_notifications_sql() -> str:
+    # The user model is known once the apps are loaded, not when this module is imported.
+    users = get_user_model()._meta
+    return _CREATE_NOTIFICATIONS_SQL.format(
+        messages=Message._meta.db_table,
+        notifications=Notification._meta.db_table,
+        users=users.db_table,
+        user_pk=users.pk.column,
+        username=users.get_field(users.model.USERNAME_FIELD).column,
+    )
+
 
 # `message.read` events checked against the messages they name, and the notifications of those
 # that pass marked read, in one statement: one row per event with what the check found.
@@ -155,54 +200,70 @@ def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> int:
 
     Call inside the consumer's transaction, after its inbox records. Everything shown comes from
     the Message row the event names; the event's sender and receiver must match that row, or
-    `EventContradictsOurRows` is raised. A message deleted meanwhile, or one already announced,
-    gets no (second) notification: logged, not raised.
+    `EventContradictsOurRows` is raised (and the transaction must roll back). A message deleted
+    meanwhile, or one already announced, gets no (second) notification: logged, not raised.
     """
-    rows = _message_rows({data["message_id"] for _, data in events})
-    batch = []
-    for position, (event_id, data) in enumerate(events):
-        row = rows.get(uuid.UUID(data["message_id"]))
-        if row is None:
-            continue
-        _require_same_people(event_id, data, row)
-        batch.append(
-            {
-                "event_id": str(event_id),
-                "message_id": data["message_id"],
-                "title": f"New message from {row['sender_name']}",
-                "content": notification_preview(row["content"]),
-                "position": position,
-            }
-        )
-    created: set[uuid.UUID] = set()
-    if batch:
-        with connection.cursor() as cursor:
-            cursor.execute(_CREATE_NOTIFICATIONS_SQL, [Notification.NotificationType.MESSAGE.value, json.dumps(batch)])
-            created = {row[0] for row in cursor.fetchall()}
-    for event_id, data in events:
-        if event_id not in created:
-            reason = "notification_exists" if uuid.UUID(data["message_id"]) in rows else "message_missing"
-            logger.info(
-                "notification.skipped reason=%s event_id=%s message_id=%s", reason, event_id, data["message_id"]
-            )
+    batch = [
+        {
+            "event_id": str(event_id),
+            "message_id": data["message_id"],
+            "sender_id": str(data["sender_id"]),
+            "receiver_id": str(data["receiver_id"]),
+            "position": position,
+        }
+        for position, (event_id, data) in enumerate(events)
+    ]
+    parameters = {
+        "batch": json.dumps(batch),
+        "type": Notification.NotificationType.MESSAGE.value,
+        "title": NEW_MESSAGE_TITLE,
+        "limit": settings.NOTIFICATION_PREVIEW_LENGTH,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_create_notifications_sql(), parameters)
+        outcomes = cursor.fetchall()
+    created, skipped, long = set(), [], []
+    for position, outcome in enumerate(outcomes):
+        event_id, message_id, found, same_sender, same_receiver, inserted, long_content, sender_name = outcome
+        if found and not (same_sender and same_receiver):
+            raise _refused(MESSAGE_CREATED, event_id, message_id, "receiver_id" if same_sender else "sender_id")
+        if inserted:
+            created.add(event_id)
+        elif found and long_content is not None:
+            preview = notification_preview(long_content)
+            long.append((position, event_id, message_id, NEW_MESSAGE_TITLE + sender_name, preview))
+        else:
+            skipped.append((event_id, message_id, "notification_exists" if found else "message_missing"))
+    if long:
+        inserted_long = _create_long_notifications(long)
+        created |= inserted_long
+        skipped += [
+            (event_id, message_id, "notification_exists")
+            for _, event_id, message_id, *_ in long
+            if event_id not in inserted_long
+        ]
+    for event_id, message_id, reason in skipped:
+        logger.info("notification.skipped reason=%s event_id=%s message_id=%s", reason, event_id, message_id)
     if created:
         transaction.on_commit(lambda: NOTIFICATIONS_CREATED.inc(len(created)))
     return len(created)
 
 
-def _message_rows(message_ids: set[str]) -> dict[uuid.UUID, dict]:
-    """The messages named by a batch of events, with their sender's name: one query."""
-    sender_name = f"sender__{get_user_model().USERNAME_FIELD}"
-    rows = Message.objects.filter(pk__in=message_ids).values(
-        "message_id", "sender_id", "receiver_id", "content", sender_name=F(sender_name)
-    )
-    return {row["message_id"]: row for row in rows}
-
-
-def _require_same_people(event_id: uuid.UUID, data: dict, row: dict) -> None:
-    for field in ("sender_id", "receiver_id"):
-        if str(data[field]) != str(row[field]):
-            raise _refused(MESSAGE_CREATED, event_id, data["message_id"], field)
+def _create_long_notifications(long: list[tuple]) -> set[uuid.UUID]:
+    """Insert the notifications whose preview Python cut; the event ids that built one."""
+    batch = [
+        {
+            "position": position,
+            "event_id": str(event_id),
+            "message_id": str(message_id),
+            "title": title,
+            "content": text,
+        }
+        for position, event_id, message_id, title, text in long
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_LONG_NOTIFICATIONS_SQL, [Notification.NotificationType.MESSAGE.value, json.dumps(batch)])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _refused(event_type: str, event_id, message_id, field: str) -> EventContradictsOurRows:

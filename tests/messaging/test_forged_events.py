@@ -279,8 +279,23 @@ def test_a_batch_of_message_events_costs_the_same_queries_whatever_its_size(
     events = [(MESSAGE_CREATED, uuid.uuid4(), json.loads(forged_created(m))["data"]) for m in messages]
     events += [(MESSAGE_READ, uuid.uuid4(), json.loads(forged_read(m.pk, bob.pk))["data"]) for m in messages]
 
-    # The messages with their senders, the insert, the checked reads (savepoint in and out).
-    with django_assert_num_queries(5), transaction.atomic():
+    # One statement for the creations, one for the reads, and the savepoint in and out.
+    with django_assert_num_queries(4), transaction.atomic():
         services.apply_message_events(events)
 
     assert Notification.objects.filter(is_read=True).count() == size
+
+
+@pytest.mark.django_db
+def test_long_texts_in_a_batch_cost_one_more_statement_and_are_cut_as_the_preview_cuts(
+    alice, bob, django_assert_num_queries, settings
+):
+    texts = ["short", "word " * 200, "é" * (settings.NOTIFICATION_PREVIEW_LENGTH + 1)]
+    messages = [Message.objects.create(sender=alice, receiver=bob, content=text) for text in texts]
+    events = [(MESSAGE_CREATED, uuid.uuid4(), json.loads(forged_created(m))["data"]) for m in messages]
+
+    with django_assert_num_queries(4), transaction.atomic():
+        services.apply_message_events(events)
+
+    shown = dict(Notification.objects.values_list("message_id", "content"))
+    assert [shown[m.pk] for m in messages] == [services.notification_preview(text) for text in texts]
