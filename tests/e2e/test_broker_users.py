@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import shutil
 import subprocess
 import uuid
@@ -176,11 +175,6 @@ def test_another_team_binds_a_queue_of_its_own_to_our_events(role_urls, topology
             Queue(f"{broker_namespace}messaging.spy", exchange=events)(connection.channel()).queue_declare()
 
 
-def test_a_team_prefix_that_covers_our_names_is_refused():
-    with pytest.raises(ValueError, match="covers"):
-        team_permissions("messaging")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_messages_flow_end_to_end_with_one_user_per_role_on_an_undeclared_broker(
     role_urls, alice, bob, spawn_worker, broker_namespace, settings
@@ -218,11 +212,3 @@ def test_the_replay_users_replay_to_the_events_exchange_is_confirmed(role_urls, 
     with broker_connection() as connection:
         assert len(get_messages(connection.channel(), topology.queue_for("notifications"), expected=2)) == 2
     assert OutboxEvent.objects.count() == 1
-
-
-def test_the_permission_regexes_name_only_this_services_topology():
-    names = [build_topology("").events.name, *(queue.name for queue in build_topology("").all_queues())]
-    relay = broker_permissions()["relay"]
-
-    assert [name for name in names if re.match(relay.write, name)] == ["messaging.events"]
-    assert not re.match(relay.write, "test-0123456789.messaging.events")
