@@ -200,6 +200,15 @@ def test_messages_flow_end_to_end_with_one_user_per_role_on_an_undeclared_broker
     wait_until(lambda: "consumer.duplicate_absorbed" in consumer.log_path.read_text(), what="the replay absorbed")
     assert Notification.objects.filter(message=message).count() == 1
 
+    # The consumer's user dead-letters what it refuses, with the reason.
+    topology = build_topology(broker_namespace)
+    with broker_connection() as connection:
+        channel = connection.channel()
+        Producer(channel).publish(b"poison", exchange=topology.events.name, routing_key="message.created")
+        dead_letter_queue = topology.dead_letter_queue_for("notifications")
+        wait_until(lambda: queue_depth(channel, dead_letter_queue) == 1, timeout=30, what="the poison dead-lettered")
+    assert "dead_letter_publish_failed" not in consumer.log_path.read_text()
+
 
 @pytest.mark.django_db
 def test_the_replay_users_replay_to_the_events_exchange_is_confirmed(role_urls, topology, alice, bob, settings):
