@@ -179,13 +179,14 @@ def test_another_team_binds_a_queue_of_its_own_to_our_events(role_urls, topology
 def test_messages_flow_end_to_end_with_one_user_per_role_on_an_undeclared_broker(
     role_urls, alice, bob, spawn_worker, broker_namespace, settings
 ):
-    # Nothing declared beforehand: the relay declares its exchange, the consumer its queues.
+    # Nothing declared beforehand: the relay declares its exchange, the consumer its queues. The
+    # consumer starts first and waits out the missing exchange it binds to.
     with broker_connection() as connection:
         delete_topology(connection.channel(), build_topology(broker_namespace))
     roles = {"RELAY_BROKER_URL": role_urls["relay"], "CONSUMER_BROKER_URL": role_urls["consumer"]}
+    consumer = spawn_worker("consume_notifications", env={**roles, "CONSUMER_MAX_BACKOFF_SECONDS": "0.5"})
+    wait_until(lambda: "NOT_FOUND" in consumer.log_path.read_text(), timeout=30, what="no exchange to bind to")
     spawn_worker("relay", env=roles)
-    consumer = spawn_worker("consume_notifications", env=roles)
-    wait_until(lambda: "consumer.started" in consumer.log_path.read_text(), what="the consumer")
     message = Message.objects.create(sender=alice, receiver=bob, content="through split users")
 
     notification = wait_until(lambda: Notification.objects.filter(message=message).first(), timeout=60)
