@@ -266,6 +266,11 @@ if BROKER_URL.partition("://")[0] == embedded_broker.SCHEME:
     BROKER_TRANSPORT_OPTIONS = embedded_broker.transport_options(EMBEDDED_BROKER_DIR)
     # Files named in publish order: kombu's own names shuffle what one millisecond publishes.
     embedded_filesystem_transport.register()
+# One broker user per role, least privilege (docs/security.md, "Broker users and permissions").
+# Empty: the role connects with BROKER_URL and declares the whole topology, as one user may.
+RELAY_BROKER_URL = os.environ.get("RELAY_BROKER_URL", "")
+CONSUMER_BROKER_URL = os.environ.get("CONSUMER_BROKER_URL", "")
+REPLAY_BROKER_URL = os.environ.get("REPLAY_BROKER_URL", "")
 # Prepended to every exchange and queue name; tests use it to get a private topology.
 BROKER_NAMESPACE = os.environ.get("BROKER_NAMESPACE", "")
 # Dotted path to the callable returning the broker topology the relay and consumers declare.

@@ -10,20 +10,20 @@ from outbox.envelope import ReceivedEvent
 
 
 class NotificationsConsumer(InboxConsumer):
-    """`message.created` creates the receiver's notification; `message.read` marks it read."""
+    """`message.created` creates the receiver's notification; `message.read` marks it read.
+
+    A delivery alone and a batch go through the same service, which checks each event against
+    the message row it names; one that contradicts it is dead-lettered with the reason.
+    """
 
     name = NOTIFICATIONS_CONSUMER
 
     def handlers(self) -> dict[str, EventHandler]:
-        return {MESSAGE_CREATED: self.apply_message_created, MESSAGE_READ: self.apply_message_read}
+        return {MESSAGE_CREATED: self.apply_event, MESSAGE_READ: self.apply_event}
 
     def apply_batch(self, events: list[ReceivedEvent]) -> None:
         services.apply_message_events([(event.event_type, event.event_id, event.data) for event in events])
 
     @staticmethod
-    def apply_message_created(event: ReceivedEvent) -> None:
-        services.create_message_notifications([(event.event_id, event.data)])
-
-    @staticmethod
-    def apply_message_read(event: ReceivedEvent) -> None:
-        services.mark_message_notifications_read(message_ids=[event.data["message_id"]])
+    def apply_event(event: ReceivedEvent) -> None:
+        services.apply_message_events([(event.event_type, event.event_id, event.data)])

@@ -198,6 +198,15 @@ class Notification(models.Model):
             models.Index(fields=["user", "is_read"], name="notification_user_unread_idx"),
             models.Index(fields=["user", "-created_at"], name="notification_user_time_idx"),
         ]
+        constraints = [
+            # A message is announced once, whatever reaches the consumer: a second `message.created`
+            # under a fresh event id (forged, or re-emitted) finds this and builds nothing.
+            models.UniqueConstraint(
+                fields=["message"],
+                condition=models.Q(notification_type="message"),
+                name="one_notification_per_message",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_notification_type_display()} notification for {self.user}: {self.title}"

@@ -6,12 +6,14 @@ PermissionDenied, which the API turns into 400 and 403 responses.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -22,6 +24,7 @@ from rest_framework.authtoken.models import Token
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ, message_created_event, message_read_event
 from messaging.metrics import NOTIFICATIONS_CREATED, NOTIFICATIONS_READ
 from messaging.models import Message, Notification
+from outbox.consuming import DeadLetter
 from outbox.services import emit_many
 
 logger = logging.getLogger(__name__)
@@ -111,81 +114,215 @@ def notification_preview(content: str) -> str:
     return content if len(content) <= limit else Truncator(content).chars(limit)
 
 
-# One statement for a whole batch of `message.created` events, passed as one JSON document: the
-# join drops the events whose message was deleted meanwhile, and the unique source_event_id makes
-# an event that already built its notification (an inbox row pruned too early) build nothing.
-# The receiver is the message's, which is the event's; its is_read covers a read handled first.
-_CREATE_NOTIFICATIONS_SQL = f"""
+class EventContradictsOurRows(DeadLetter):
+    """A message event whose people differ from the message row it names: forged, dead-lettered."""
+
+
+# The events name a message; what a notification shows (who it is for, the sender's name, the
+# text, read or not) comes from our own rows, so an event forged on the broker can at most repeat
+# what a real one says (docs/decisions/notification-fields-from-our-rows.md). A whole batch is one
+# statement on one JSON document: each event is checked against its message, the notifications of
+# those that pass are inserted, and one row per event says what happened. ON CONFLICT without a
+# target covers both guards: one notification per event, one `message` notification per message.
+# A text longer than the preview comes back instead, to be cut in Python (Truncator) and inserted
+# by a second statement: only batches holding long texts pay for it.
+_CREATE_NOTIFICATIONS_SQL = """
+    WITH checked AS (
+        SELECT d.event_id, d.message_id, d.position, m.message_id IS NOT NULL AS found,
+               m.sender_id::text = d.sender_id AS same_sender, m.receiver_id::text = d.receiver_id AS same_receiver,
+               m.receiver_id, m.is_read, m.content, u.{username} AS sender_name
+        FROM jsonb_to_recordset(%(batch)s::jsonb)
+             AS d(event_id uuid, message_id uuid, sender_id text, receiver_id text, position integer)
+        LEFT JOIN {messages} m ON m.message_id = d.message_id
+        LEFT JOIN {users} u ON u.{user_pk} = m.sender_id
+    ), inserted AS (
+        INSERT INTO {notifications}
+            (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
+             source_event_id)
+        SELECT gen_random_uuid(), c.receiver_id, c.message_id, %(type)s, %(title)s || c.sender_name, c.content,
+               c.is_read, statement_timestamp(), c.event_id
+        FROM checked c
+        WHERE c.same_sender AND c.same_receiver AND char_length(c.content) <= %(limit)s
+        ORDER BY c.position
+        ON CONFLICT DO NOTHING
+        RETURNING source_event_id
+    )
+    SELECT c.event_id, c.message_id, c.found, c.same_sender, c.same_receiver, i.source_event_id IS NOT NULL,
+           CASE WHEN char_length(c.content) > %(limit)s THEN c.content END, c.sender_name
+    FROM checked c LEFT JOIN inserted i ON i.source_event_id = c.event_id
+    ORDER BY c.position
+"""
+_CREATE_LONG_NOTIFICATIONS_SQL = f"""
     INSERT INTO {Notification._meta.db_table}
         (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
          source_event_id)
-    SELECT gen_random_uuid(), m.receiver_id, m.message_id, %s, d.title, d.content, d.is_read OR m.is_read,
+    SELECT gen_random_uuid(), m.receiver_id, m.message_id, %s, d.title, d.content, m.is_read,
            statement_timestamp(), d.event_id
-    FROM jsonb_to_recordset(%s::jsonb)
-         AS d(event_id uuid, message_id uuid, title text, content text, is_read boolean, position integer)
+    FROM jsonb_to_recordset(%s::jsonb) AS d(event_id uuid, message_id uuid, title text, content text, position integer)
     JOIN {Message._meta.db_table} m ON m.message_id = d.message_id
     ORDER BY d.position
-    ON CONFLICT (source_event_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING source_event_id
+"""
+NEW_MESSAGE_TITLE = "New message from "
+
+
+@functools.cache
+def _create_notifications_sql() -> str:
+    # The user model is known once the apps are loaded, not when this module is imported.
+    users = get_user_model()._meta
+    return _CREATE_NOTIFICATIONS_SQL.format(
+        messages=Message._meta.db_table,
+        notifications=Notification._meta.db_table,
+        users=users.db_table,
+        user_pk=users.pk.column,
+        username=users.get_field(users.model.USERNAME_FIELD).column,
+    )
+
+
+# `message.read` events checked against the messages they name, and the notifications of those
+# that pass marked read, in one statement: one row per event with what the check found.
+_MARK_READ_SQL = f"""
+    WITH checked AS (
+        SELECT d.event_id, d.message_id, m.message_id IS NOT NULL AS found,
+               m.receiver_id::text = d.receiver_id AS same_receiver, coalesce(m.is_read, false) AS is_read
+        FROM jsonb_to_recordset(%s::jsonb) AS d(event_id uuid, message_id uuid, receiver_id text)
+        LEFT JOIN {Message._meta.db_table} m ON m.message_id = d.message_id
+    ), marked AS (
+        UPDATE {Notification._meta.db_table} n SET is_read = true
+        FROM checked c
+        WHERE n.message_id = c.message_id AND c.same_receiver AND c.is_read AND NOT n.is_read
+        RETURNING n.notification_id
+    )
+    SELECT c.event_id, c.message_id, c.found, c.same_receiver, c.is_read, (SELECT count(*) FROM marked)
+    FROM checked c
 """
 
 
 def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> int:
-    """Build the receivers' notifications for `message.created` events in one statement; how many.
+    """Build the receivers' notifications for `message.created` events; how many were built.
 
-    Call inside the consumer's transaction, after its inbox records. A notification starts read
-    when its message already is: a `message.read` handled first then still ends in a read state.
-    A message deleted meanwhile gets no notification.
+    Call inside the consumer's transaction, after its inbox records. Everything shown comes from
+    the Message row the event names; the event's sender and receiver must match that row, or
+    `EventContradictsOurRows` is raised (and the transaction must roll back). A message deleted
+    meanwhile, or one already announced, gets no (second) notification: logged, not raised.
     """
     batch = [
         {
             "event_id": str(event_id),
             "message_id": data["message_id"],
-            "title": f"New message from {data['sender_username']}",
-            "content": notification_preview(data["content"]),
-            "is_read": bool(data["is_read"]),
+            "sender_id": str(data["sender_id"]),
+            "receiver_id": str(data["receiver_id"]),
             "position": position,
         }
         for position, (event_id, data) in enumerate(events)
     ]
+    parameters = {
+        "batch": json.dumps(batch),
+        "type": Notification.NotificationType.MESSAGE.value,
+        "title": NEW_MESSAGE_TITLE,
+        "limit": settings.NOTIFICATION_PREVIEW_LENGTH,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_CREATE_NOTIFICATIONS_SQL, [Notification.NotificationType.MESSAGE.value, json.dumps(batch)])
-        created = {row[0] for row in cursor.fetchall()}
-    if len(created) < len(events):
-        _log_skipped_notifications([(event_id, data) for event_id, data in events if event_id not in created])
+        cursor.execute(_create_notifications_sql(), parameters)
+        outcomes = cursor.fetchall()
+    created, skipped, long = set(), [], []
+    for position, outcome in enumerate(outcomes):
+        event_id, message_id, found, same_sender, same_receiver, inserted, long_content, sender_name = outcome
+        if found and not (same_sender and same_receiver):
+            raise _refused(MESSAGE_CREATED, event_id, message_id, "receiver_id" if same_sender else "sender_id")
+        if inserted:
+            created.add(event_id)
+        elif found and long_content is not None:
+            preview = notification_preview(long_content)
+            long.append((position, event_id, message_id, NEW_MESSAGE_TITLE + sender_name, preview))
+        else:
+            skipped.append((event_id, message_id, "notification_exists" if found else "message_missing"))
+    if long:
+        inserted_long = _create_long_notifications(long)
+        created |= inserted_long
+        skipped += [
+            (event_id, message_id, "notification_exists")
+            for _, event_id, message_id, *_ in long
+            if event_id not in inserted_long
+        ]
+    for event_id, message_id, reason in skipped:
+        logger.info("notification.skipped reason=%s event_id=%s message_id=%s", reason, event_id, message_id)
     if created:
         transaction.on_commit(lambda: NOTIFICATIONS_CREATED.inc(len(created)))
     return len(created)
 
 
-def _log_skipped_notifications(skipped: list[tuple[uuid.UUID, dict]]) -> None:
-    existing = set(
-        Message.objects.filter(pk__in=[data["message_id"] for _, data in skipped]).values_list("pk", flat=True)
+def _create_long_notifications(long: list[tuple]) -> set[uuid.UUID]:
+    """Insert the notifications whose preview Python cut; the event ids that built one."""
+    batch = [
+        {
+            "position": position,
+            "event_id": str(event_id),
+            "message_id": str(message_id),
+            "title": title,
+            "content": text,
+        }
+        for position, event_id, message_id, title, text in long
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_LONG_NOTIFICATIONS_SQL, [Notification.NotificationType.MESSAGE.value, json.dumps(batch)])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _refused(event_type: str, event_id, message_id, field: str) -> EventContradictsOurRows:
+    """Log an event that contradicts our rows; the error that dead-letters it."""
+    logger.warning(
+        "notification.event_refused event_type=%s reason=%s_mismatch event_id=%s message_id=%s",
+        event_type,
+        field,
+        event_id,
+        message_id,
     )
-    for event_id, data in skipped:
-        message_id = uuid.UUID(data["message_id"])
-        reason = "notification_exists" if message_id in existing else "message_missing"
-        logger.info("notification.skipped reason=%s event_id=%s message_id=%s", reason, event_id, message_id)
+    return EventContradictsOurRows(f"{event_type} {event_id}: {field} differs from message {message_id}'s own")
 
 
 def apply_message_events(events: Sequence[tuple[str, uuid.UUID, dict]]) -> None:
     """Apply `(event type, event id, data)` message events to the notifications, in log order.
 
-    The notifications consumer applies each batch of deliveries with it and `rebuild_notifications`
-    each page of the event log. Creations first, then reads: a read that comes before its creation
-    in the same batch still ends read, and a whole batch costs a handful of queries.
+    The notifications consumer applies each delivery and each batch of deliveries with it, and
+    `rebuild_notifications` each page of the event log. Creations first, then reads: a read that
+    comes before its creation in the same batch still ends read, and a whole batch costs a
+    handful of queries. Raises `EventContradictsOurRows` for an event whose people differ from
+    the message it names.
     """
     created = [(event_id, data) for event_type, event_id, data in events if event_type == MESSAGE_CREATED]
-    read = [data["message_id"] for event_type, _, data in events if event_type == MESSAGE_READ]
+    read = [(event_id, data) for event_type, event_id, data in events if event_type == MESSAGE_READ]
     if created:
         create_message_notifications(created)
     if read:
-        mark_message_notifications_read(message_ids=read)
+        apply_message_reads(read)
 
 
-def mark_message_notifications_read(*, message_ids) -> int:
-    """Mark every unread notification of these messages read (their `message.read` events)."""
-    return mark_notifications_read(Notification.objects.filter(message_id__in=message_ids))
+def apply_message_reads(events: list[tuple[uuid.UUID, dict]]) -> int:
+    """Mark read the notifications of messages that `message.read` events name; how many.
+
+    Only a message its receiver really read in our rows has its notification marked: a read
+    naming another receiver raises `EventContradictsOurRows`; one for a message still unread
+    here, or deleted, changes nothing and is logged.
+    """
+    batch = [
+        {"event_id": str(event_id), "message_id": data["message_id"], "receiver_id": str(data["receiver_id"])}
+        for event_id, data in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_READ_SQL, [json.dumps(batch)])
+        checked = cursor.fetchall()
+    for event_id, message_id, found, same_receiver, is_read, _ in checked:
+        if found and not same_receiver:
+            raise _refused(MESSAGE_READ, event_id, message_id, "receiver_id")
+        if not (found and is_read):
+            reason = "message_unread" if found else "message_missing"
+            logger.info("notification.read_skipped reason=%s event_id=%s message_id=%s", reason, event_id, message_id)
+    count = checked[0][-1] if checked else 0
+    if count:
+        _count_read(count)
+    return count
 
 
 def mark_notifications_read(notifications: QuerySet[Notification]) -> int:

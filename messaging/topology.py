@@ -12,11 +12,18 @@ reordering.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from kombu import Exchange, Queue
 
 from outbox.broker import Topology
 
 NOTIFICATIONS_CONSUMER = "notifications"
+# RabbitMQ's name for the default exchange in permission checks (its real name is empty).
+DEFAULT_EXCHANGE = "amq.default"
+# A permission regex that matches no exchange or queue.
+NOTHING = "^$"
 
 
 def build_topology(namespace: str = "") -> Topology:
@@ -52,3 +59,60 @@ def build_topology(namespace: str = "") -> Topology:
         dead_letter_exchange=dead_letter,
         dead_letter_queues={NOTIFICATIONS_CONSUMER: notifications_dead_letter},
     )
+
+
+@dataclass(frozen=True)
+class BrokerPermissions:
+    """One user's RabbitMQ permissions on a vhost: regexes over exchange and queue names."""
+
+    configure: str
+    write: str
+    read: str
+
+
+def broker_permissions(namespace: str = "") -> dict[str, BrokerPermissions]:
+    """Least privilege per role of this service; `namespace` is a regex for BROKER_NAMESPACE.
+
+    - relay: declares and publishes to the events exchange, reads nothing;
+    - consumer: declares its queues and the dead-letter exchange, binds them (write on the
+      queue, read on the exchange), consumes its queue, publishes only dead letters;
+    - replay: publishes to the events exchange, or to one queue through the default exchange;
+    - monitor: connects and counts queues (passive declares need no permission), nothing else.
+    """
+    topology = build_topology("")
+    events = topology.events.name
+    dead_letter = topology.dead_letter_exchange.name
+    queue = topology.queue_for(NOTIFICATIONS_CONSUMER).name
+    dead_letter_queue = topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER).name
+    consumer_owns = _names(namespace, dead_letter, queue, dead_letter_queue)
+    return {
+        "relay": BrokerPermissions(configure=_names(namespace, events), write=_names(namespace, events), read=NOTHING),
+        "consumer": BrokerPermissions(
+            configure=consumer_owns, write=consumer_owns, read=_names(namespace, events, dead_letter, queue)
+        ),
+        "replay": BrokerPermissions(
+            configure=NOTHING,
+            write=f"^(?:{namespace}{re.escape(events)}|{re.escape(DEFAULT_EXCHANGE)})$",
+            read=NOTHING,
+        ),
+        "monitor": BrokerPermissions(configure=NOTHING, write=NOTHING, read=NOTHING),
+    }
+
+
+def team_permissions(prefix: str, namespace: str = "") -> BrokerPermissions:
+    """Another team's consumer: its own `prefix.` exchanges and queues, bound to our events exchange.
+
+    It may read (bind from) the events exchange, never write to it. Raises ValueError for a
+    prefix whose names would cover ours.
+    """
+    topology = build_topology("")
+    own = f"^{namespace}{re.escape(prefix)}\\."
+    ours = [topology.events.name, topology.dead_letter_exchange.name, *(q.name for q in topology.all_queues())]
+    if any(re.match(own, name) for name in ours):
+        raise ValueError(f"the prefix {prefix!r} covers this service's own exchanges and queues")
+    read = f"^{namespace}(?:{re.escape(prefix)}\\..*|{re.escape(topology.events.name)})$"
+    return BrokerPermissions(configure=own, write=own, read=read)
+
+
+def _names(namespace: str, *names: str) -> str:
+    return f"^{namespace}(?:{'|'.join(re.escape(name) for name in names)})$"

@@ -84,6 +84,31 @@ def declare_topology(channel, topology: Topology) -> None:
         queue(channel).declare()
 
 
+def declare_events_exchange(channel, topology: Topology) -> None:
+    """Declare only the events exchange: what a publisher with a user of its own may declare."""
+    topology.events(channel).declare()
+
+
+def declare_consumer_queues(channel, topology: Topology, consumer: str) -> None:
+    """Declare `consumer`'s queue, its dead-letter exchange and queue, and their bindings.
+
+    What a consumer with a user of its own may declare. The events exchange is bound to, not
+    declared: until its publisher has declared it, the binding fails with NOT_FOUND. RabbitMQ
+    lets only a user that may read a queue give it a dead-letter exchange, which is why the
+    consumer, not the publisher, declares its queues.
+    """
+    if topology.dead_letter_exchange is not None:
+        topology.dead_letter_exchange(channel).declare()
+    for queue in (topology.queue_for(consumer), topology.dead_letter_queues.get(consumer)):
+        if queue is not None:
+            bound = queue(channel)
+            # queue_declare + queue_bind, not declare(): that would declare the exchange too.
+            bound.queue_declare()
+            bound.queue_bind()
+            for binding in bound.bindings:
+                binding.bind(bound)
+
+
 def delete_topology(channel, topology: Topology) -> None:
     """Delete every queue and exchange of `topology`; for tests and throwaway namespaces."""
     for queue in topology.all_queues():
@@ -91,6 +116,28 @@ def delete_topology(channel, topology: Topology) -> None:
     topology.events(channel).delete()
     if topology.dead_letter_exchange is not None:
         topology.dead_letter_exchange(channel).delete()
+
+
+# The settings naming each role's own broker URL (empty: the shared BROKER_URL).
+ROLE_URL_SETTINGS = ("RELAY_BROKER_URL", "CONSUMER_BROKER_URL", "REPLAY_BROKER_URL")
+
+
+@dataclass(frozen=True)
+class BrokerRole:
+    """Where a role (the relay, a consumer, a replay) connects, and whether with a user of its own."""
+
+    url: str
+    own_user: bool
+
+
+def broker_role(setting: str) -> BrokerRole:
+    """The role's URL from `setting` (e.g. `RELAY_BROKER_URL`), or the shared `BROKER_URL` when empty.
+
+    Read at call time, so a test that points `BROKER_URL` elsewhere moves every role without a
+    URL of its own.
+    """
+    own = getattr(settings, setting)
+    return BrokerRole(url=own or settings.BROKER_URL, own_user=bool(own))
 
 
 def broker_connection(url: str | None = None, **options) -> Connection:

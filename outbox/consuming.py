@@ -27,6 +27,8 @@ from kombu import Consumer
 from outbox.broker import (
     Topology,
     broker_connection,
+    broker_role,
+    declare_consumer_queues,
     declare_topology,
     describe_broker,
     is_virtual_transport,
@@ -93,7 +95,10 @@ class InboxConsumer:
     ) -> None:
         if not self.name:
             raise TypeError(f"{type(self).__name__} must set a name")
-        self.url = url or settings.BROKER_URL
+        role = broker_role("CONSUMER_BROKER_URL")
+        self.url = url or role.url
+        # With a user of its own, it may declare only its queues (outbox.broker says why).
+        self._declares_whole_topology = not role.own_user
         self.topology = topology or load_topology()
         self.queue = self.topology.queue_for(self.name)
         self.prefetch = prefetch or settings.CONSUMER_PREFETCH
@@ -337,9 +342,13 @@ class InboxConsumer:
         self._connection = broker_connection(self.url)
         self._connection.connect()
         channel = self._connection.channel()
-        declare_topology(channel, self.topology)
+        if self._declares_whole_topology:
+            declare_topology(channel, self.topology)
+        else:
+            declare_consumer_queues(channel, self.topology, self.name)
         received: list = []
-        consumer = Consumer(channel, queues=[self.queue], on_message=received.append, accept=None)
+        # Declared just above; kombu's own declare would declare the events exchange too.
+        consumer = Consumer(channel, queues=[self.queue], on_message=received.append, accept=None, auto_declare=False)
         consumer.qos(prefetch_count=self.prefetch)
         consumer.consume()
         self._outages.recovered()

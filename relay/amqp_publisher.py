@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import amqp
@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 
 # What py-amqp raises when a property, header or short string (over 255 bytes) cannot be encoded.
 UNENCODABLE = (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxError)
+
+
+# What a publisher declares when it connects: the whole topology, only the exchange its user
+# may declare, or nothing (None) for a user that may only publish.
+Declare = Callable[[object, Topology], None]
 
 
 class BrokerUnavailable(Exception):
@@ -44,8 +49,16 @@ class PublishOutcome:
 class BasePublisher:
     """What every publisher shares: where it publishes, what it refuses, its one connection."""
 
-    def __init__(self, *, url: str | None = None, topology: Topology | None = None, source: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        topology: Topology | None = None,
+        source: str | None = None,
+        declare: Declare | None = declare_topology,
+    ) -> None:
         self._url = url or settings.BROKER_URL
+        self._declare = declare
         self._topology = topology or load_topology()
         self._source = source or settings.OUTBOX_EVENT_SOURCE
         self._max_bytes = settings.OUTBOX_MAX_EVENT_BYTES
@@ -61,14 +74,15 @@ class BasePublisher:
         return self._channel is not None
 
     def connect(self) -> None:
-        """Open the connection and a channel ready to publish, declaring the topology first."""
+        """Open the connection and a channel ready to publish, declaring what it declares first."""
         if self._channel is not None:
             return
         connection = broker_connection(self._url)
         try:
             connection.connect()
             channel = connection.channel()
-            declare_topology(channel, self._topology)
+            if self._declare is not None:
+                self._declare(channel, self._topology)
             self._prepare(channel)
         except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
             _close_quietly(connection)
@@ -100,8 +114,9 @@ class ConfirmingPublisher(BasePublisher):
         topology: Topology | None = None,
         confirm_timeout: float | None = None,
         source: str | None = None,
+        declare: Declare | None = declare_topology,
     ) -> None:
-        super().__init__(url=url, topology=topology, source=source)
+        super().__init__(url=url, topology=topology, source=source, declare=declare)
         self.confirm_timeout = confirm_timeout or settings.RELAY_CONFIRM_TIMEOUT_SECONDS
         self._next_tag = 1
         # Per batch: delivery tag -> event id still awaiting the broker, and the verdicts.

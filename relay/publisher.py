@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from outbox.broker import is_virtual_transport
+from outbox.broker import broker_role, declare_events_exchange, declare_topology, is_virtual_transport
 from outbox.envelope import OutgoingEvent
-from relay.amqp_publisher import ConfirmingPublisher, PublishOutcome
+from relay.amqp_publisher import ConfirmingPublisher, Declare, PublishOutcome
 from relay.filesystem_publisher import LocalPublisher
 
 
@@ -35,8 +35,24 @@ class Publisher(Protocol):
         ...
 
 
-def build_publisher(url: str | None = None) -> Publisher:
-    """The publisher for the broker at `url` (default `settings.BROKER_URL`)."""
+def build_publisher(url: str | None = None, *, declare: Declare | None = declare_topology) -> Publisher:
+    """The publisher for the broker at `url` (default `settings.BROKER_URL`).
+
+    `declare` is what it declares on RabbitMQ when it connects; a serverless transport has no
+    users, and its publisher declares the whole topology.
+    """
     if is_virtual_transport(url):
         return LocalPublisher(url=url)
-    return ConfirmingPublisher(url=url)
+    return ConfirmingPublisher(url=url, declare=declare)
+
+
+def relay_publisher() -> Publisher:
+    """The relay's publisher, on `RELAY_BROKER_URL`: with that user it declares only the events exchange."""
+    role = broker_role("RELAY_BROKER_URL")
+    return build_publisher(role.url, declare=declare_events_exchange if role.own_user else declare_topology)
+
+
+def replay_publisher() -> Publisher:
+    """A replay's publisher, on `REPLAY_BROKER_URL`: that user only publishes, so it declares nothing."""
+    role = broker_role("REPLAY_BROKER_URL")
+    return build_publisher(role.url, declare=None if role.own_user else declare_topology)

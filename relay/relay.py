@@ -22,7 +22,7 @@ from outbox.outages import OutageTracker
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
 from relay import metrics
 from relay.amqp_publisher import BrokerUnavailable
-from relay.publisher import Publisher, build_publisher
+from relay.publisher import Publisher, relay_publisher
 from relay.wakeup import CommitListener, ListenerUnavailable
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Relay:
         max_backoff: float | None = None,
         using: str = DEFAULT_DB_ALIAS,
     ) -> None:
-        self.publisher = publisher or build_publisher()
+        self.publisher = publisher or relay_publisher()
         self.listener = listener or CommitListener(database=using)
         self.batch_size = batch_size or settings.RELAY_BATCH_SIZE
         self.poll_interval = poll_interval or settings.RELAY_POLL_INTERVAL_SECONDS

@@ -4,7 +4,7 @@ It lives with the relay because it is the relay's job done again on request: the
 stores and describes events.
 
 Events go out exactly as the relay sent them (the same `OutgoingEvent` rows, the same publisher
-from `build_publisher`, so the same CloudEvents id and bytes), in id order, read in keyset pages,
+from `relay.publisher`, so the same CloudEvents id and bytes), in id order, read in keyset pages,
 with publisher confirms and `mandatory` on RabbitMQ (on the filesystem transport, stored when the
 publish returns, and the target looked up first). A replay never changes the event log.
 
@@ -32,7 +32,7 @@ from outbox.models import OutboxEvent
 from outbox.schemas import registered_schemas
 from outbox.services import OUTGOING_EVENT_COLUMNS, outgoing_event
 from relay.amqp_publisher import BrokerUnavailable
-from relay.publisher import Publisher, build_publisher
+from relay.publisher import Publisher, replay_publisher
 
 Progress = Callable[[int], None]
 
@@ -204,7 +204,7 @@ def replay_events(
     if batch_size < 1:
         raise InvalidReplay("the batch size must be at least 1")
     own_publisher = publisher is None
-    publisher = publisher or build_publisher()
+    publisher = publisher or replay_publisher()
     replayed = forgotten = 0
     confirmed_up_to = plan.selection.after_id
     try:

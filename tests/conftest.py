@@ -16,8 +16,8 @@ from kombu.transport.filesystem import Transport as FilesystemTransport
 from config.embedded import broker as embedded_broker
 from config.embedded import filesystem_transport
 from messaging.topology import build_topology
-from outbox.broker import broker_connection, declare_topology, delete_topology
-from tests.helpers import stop_processes
+from outbox.broker import ROLE_URL_SETTINGS, broker_connection, declare_topology, delete_topology
+from tests.helpers import env_with_broker, stop_processes
 from tooling.faults.supervisor import current_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +49,14 @@ def alice(make_user):
 @pytest.fixture
 def bob(make_user):
     return make_user("bob")
+
+
+@pytest.fixture(autouse=True)
+def in_process_code_uses_the_shared_broker_url(settings):
+    """In this process every role connects with BROKER_URL (the test vhost's all-powerful user), as
+    the fixtures that declare and delete topologies do; worker subprocesses get the role URLs."""
+    for name in ROLE_URL_SETTINGS:
+        setattr(settings, name, "")
 
 
 @pytest.fixture
@@ -93,8 +101,12 @@ def filesystem_broker(settings, tmp_path):
 
 
 @pytest.fixture
-def worker_env(broker_namespace):
-    """Environment for a worker subprocess: this test's database and broker namespace."""
+def worker_env(topology, broker_namespace):
+    """Environment for a worker subprocess: this test's database and broker namespace.
+
+    The topology is declared first, as a deployment does: a relay with a user of its own declares
+    only its exchange, and its first events must not find the consumer's queue missing.
+    """
     env = dict(os.environ)
     env.update(
         DATABASE_URL=current_database_url(),
@@ -114,10 +126,14 @@ def spawn_worker(worker_env, tmp_path):
     def spawn(*command: str, env: dict | None = None) -> subprocess.Popen:
         log_path = tmp_path / f"{command[0]}-{len(processes)}.log"
         log = log_path.open("wb")
+        environment = {**worker_env, **(env or {})}
+        if "BROKER_URL" in (env or {}):
+            # Pointed at another broker (a proxy, a dead port): every role goes there.
+            environment = env_with_broker(environment, env["BROKER_URL"])
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *command],
             cwd=ROOT,
-            env={**worker_env, **(env or {})},
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -27,6 +27,13 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: f
         time.sleep(interval)
 
 
+def env_with_broker(env: dict[str, str], url: str) -> dict[str, str]:
+    """`env` with every broker role pointed at `url`: BROKER_URL set, the roles' own URLs dropped."""
+    from outbox.broker import ROLE_URL_SETTINGS
+
+    return {**{key: value for key, value in env.items() if key not in ROLE_URL_SETTINGS}, "BROKER_URL": url}
+
+
 def register_schema_for_this_test(
     monkeypatch, event_type: str, schema: dict, *, aggregate_id_key: str | None = None
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -9,7 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pytest
 import yaml
@@ -21,8 +23,17 @@ APP_SERVICES = ("migrate", "web", "relay", "consumer")
 LONG_RUNNING_APP_SERVICES = ("web", "relay", "consumer")
 MANAGE_PY_SERVICES = ("migrate", "relay", "consumer")
 MONITORING_SERVICES = ("prometheus", "grafana")
-# What only the web service adds to the shared environment: gunicorn's workers share metrics.
-WEB_ONLY_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR"}
+# What each service adds to the shared environment: gunicorn's workers share metrics, and each
+# broker role's own user goes only where that role runs (the web runs the admin's replay action).
+SERVICE_ONLY_VARIABLES = {
+    "migrate": set(),
+    "web": {"PROMETHEUS_MULTIPROC_DIR", "REPLAY_BROKER_URL"},
+    "relay": {"RELAY_BROKER_URL", "REPLAY_BROKER_URL"},
+    "consumer": {"CONSUMER_BROKER_URL"},
+}
+# Which role's permissions each broker URL setting is granted; BROKER_URL only monitors.
+ROLE_OF_URL = {"BROKER_URL": "monitor", "RELAY_BROKER_URL": "relay", "CONSUMER_BROKER_URL": "consumer"}
+ROLE_OF_URL["REPLAY_BROKER_URL"] = "replay"
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +96,7 @@ def test_app_services_share_one_build_and_environment(compose, services):
         assert services[name]["build"] == app["build"]
         assert {key: environment[key] for key in app["environment"]} == app["environment"]
         extra = set(environment) - set(app["environment"])
-        assert extra == (WEB_ONLY_VARIABLES if name == "web" else set()), f"{name} adds {sorted(extra)}"
+        assert extra == SERVICE_ONLY_VARIABLES[name], f"{name} adds {sorted(extra)}"
 
 
 def test_settings_accept_the_compose_environment(compose):
@@ -122,10 +133,77 @@ def test_database_url_points_at_the_compose_postgres_service(services):
         assert database.password == postgres["POSTGRES_PASSWORD"]
 
 
-def test_broker_url_points_at_the_compose_rabbitmq_service(services):
-    for name in APP_SERVICES:
-        broker = urlsplit(services[name]["environment"]["BROKER_URL"])
-        assert (broker.scheme, broker.hostname, broker.port) == ("amqp", "rabbitmq", 5672)
+def broker_urls(services) -> list[tuple[str, str, SplitResult]]:
+    """(service, setting, URL) of every broker URL an app service is given."""
+    return [
+        (name, setting, urlsplit(services[name]["environment"][setting]))
+        for name in APP_SERVICES
+        for setting in sorted(set(ROLE_OF_URL) & set(services[name]["environment"]))
+    ]
+
+
+def test_every_broker_url_points_at_the_compose_rabbitmq_service(services):
+    for name, setting, broker in broker_urls(services):
+        assert (broker.scheme, broker.hostname, broker.port) == ("amqp", "rabbitmq", 5672), (name, setting)
+
+
+# --- RabbitMQ's users, permissions and topology (its definitions file) --------------------------
+
+
+@pytest.fixture(scope="module")
+def definitions(services) -> dict:
+    rabbitmq = services["rabbitmq"]
+    config = (ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text()
+    mounted = mount_target(rabbitmq, "./deploy/rabbitmq/definitions.json")
+    assert re.search(rf"^load_definitions = {re.escape(mounted)}$", config, re.MULTILINE)
+    assert mount_target(rabbitmq, "./deploy/rabbitmq/rabbitmq.conf").startswith("/etc/rabbitmq/conf.d/")
+    return json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+
+
+def rabbitmq_password_matches(user: dict, password: str) -> bool:
+    """RabbitMQ's salted SHA-256: base64(salt + sha256(salt + password)), a 4-byte salt."""
+    assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    stored = base64.b64decode(user["password_hash"])
+    salt, digest = stored[:4], stored[4:]
+    return hashlib.sha256(salt + password.encode()).digest() == digest
+
+
+def test_every_broker_url_in_compose_logs_in_as_a_user_of_the_definitions(services, definitions):
+    users = {user["name"]: user for user in definitions["users"]}
+    for name, setting, url in broker_urls(services):
+        assert url.username in users, (name, setting)
+        assert rabbitmq_password_matches(users[url.username], url.password), (name, setting)
+        assert url.path == "//"
+    assert "guest" not in users
+
+
+def test_each_broker_url_is_granted_its_roles_permissions_and_nothing_else(services, definitions):
+    from messaging.topology import broker_permissions
+
+    expected = broker_permissions()
+    granted = {(entry["user"], entry["vhost"]): entry for entry in definitions["permissions"]}
+    for _, setting, url in broker_urls(services):
+        entry = granted[(url.username, "/")]
+        role = expected[ROLE_OF_URL[setting]]
+        assert (entry["configure"], entry["write"], entry["read"]) == (role.configure, role.write, role.read)
+    administrators = {user["name"] for user in definitions["users"] if "administrator" in user["tags"]}
+    assert not administrators & {url.username for _, _, url in broker_urls(services)}
+
+
+def test_the_definitions_declare_the_topology_the_code_declares(definitions):
+    from messaging.topology import build_topology
+
+    topology = build_topology("")
+    exchanges = {e["name"]: e for e in definitions["exchanges"]}
+    for exchange in (topology.events, topology.dead_letter_exchange):
+        assert (exchanges[exchange.name]["type"], exchanges[exchange.name]["durable"]) == (exchange.type, True)
+    queues = {q["name"]: q for q in definitions["queues"]}
+    bindings = {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
+    for queue in topology.all_queues():
+        assert queues[queue.name]["arguments"] == queue.queue_arguments
+        assert queues[queue.name]["durable"] is True
+        assert (queue.exchange.name, queue.name, queue.routing_key) in bindings
+    assert set(queues) == {queue.name for queue in topology.all_queues()}
 
 
 def test_every_compose_command_names_an_existing_management_command(services):

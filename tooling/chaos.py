@@ -25,7 +25,7 @@ from django.db.models import Count, Q
 
 from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
-from outbox.broker import broker_connection, declare_topology, delete_topology, require_amqp
+from outbox.broker import ROLE_URL_SETTINGS, broker_connection, declare_topology, delete_topology, require_amqp
 from outbox.models import InboxEntry, OutboxEvent
 from tooling.faults.supervisor import Supervisor, current_database_url
 from tooling.faults.tcp_proxy import TcpProxy
@@ -191,6 +191,10 @@ class ChaosRun:
         )
         if proxy is not None:
             env["BROKER_URL"] = _proxied(settings.BROKER_URL, proxy.port)
+            # Every role's own user goes through the proxy too, or a cut would miss it.
+            for name in ROLE_URL_SETTINGS:
+                if env.get(name):
+                    env[name] = _proxied(env[name], proxy.port)
         return env
 
     def _make_users(self) -> list:

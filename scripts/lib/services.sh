@@ -122,6 +122,49 @@ ensure_rabbitmq() {
     wait_for "RabbitMQ on 127.0.0.1:5672" 120 rabbitmq_ready
 }
 
+# The test suite's private vhost on the local RabbitMQ, and one user per broker role on it with
+# the permissions the service documents (manage.py broker_permissions), plus an administrator
+# for the fixtures. Names carry each test's BROKER_NAMESPACE (test-…., chaos-…., bench-….).
+TEST_VHOST="outbox-test"
+TEST_BROKER_PASSWORD="outbox-test-password"
+TEST_NAMESPACE_PATTERN='(?:[a-z]+-[0-9a-f]+\.)?'
+TEST_BROKER_ROLES=(relay consumer replay monitor)
+
+# Create them (idempotent) and point BROKER_URL and the role URLs at them, when BROKER_URL is the
+# machine's own RabbitMQ and no role URL is set already.
+ensure_broker_users() {
+    [ -n "${BROKER_URL:-}" ] && is_local_default "$BROKER_URL" 5672 || return 0
+    [ -z "${RELAY_BROKER_URL:-}${CONSUMER_BROKER_URL:-}${REPLAY_BROKER_URL:-}" ] || return 0
+    command -v rabbitmqctl >/dev/null || die "rabbitmqctl is missing; it creates the test suite's broker users"
+    local role user configure write read wanted granted arguments=()
+    for role in "${TEST_BROKER_ROLES[@]}"; do arguments+=(--user "$role=outbox-test-$role"); done
+    wanted="$(printf 'outbox-test-admin\t.*\t.*\t.*\n'; "$VENV/bin/python" "$ROOT/manage.py" broker_permissions --tsv \
+        --namespace-pattern "$TEST_NAMESPACE_PATTERN" "${arguments[@]}" 2>/dev/null)" \
+        || die "manage.py broker_permissions failed"
+    granted="$(rabbitmqctl -q list_permissions -p "$TEST_VHOST" 2>/dev/null || true)"
+    # Each rabbitmqctl call starts an Erlang VM: only when something is missing.
+    if [ -n "$(comm -23 <(sort <<<"$wanted") <(sort <<<"$granted"))" ]; then
+        say "broker users for the tests on vhost $TEST_VHOST"
+        rabbitmqctl -q list_vhosts | grep -qx "$TEST_VHOST" || rabbitmqctl -q add_vhost "$TEST_VHOST" \
+            || die "could not create the vhost $TEST_VHOST (is RabbitMQ running, and may this user run rabbitmqctl?)"
+        local existing
+        existing="$(rabbitmqctl -q list_users | cut -f1)"
+        while IFS=$'\t' read -r user configure write read; do
+            grep -qx "$user" <<<"$existing" \
+                || rabbitmqctl -q add_user "$user" "$TEST_BROKER_PASSWORD" </dev/null >/dev/null \
+                || die "could not create the broker user $user"
+            # </dev/null: rabbitmqctl would read the loop's remaining lines.
+            rabbitmqctl -q set_permissions -p "$TEST_VHOST" "$user" "$configure" "$write" "$read" </dev/null >/dev/null \
+                || die "could not set the permissions of $user"
+        done <<<"$wanted"
+    fi
+    local base="127.0.0.1:5672/$TEST_VHOST"
+    export BROKER_URL="amqp://outbox-test-admin:$TEST_BROKER_PASSWORD@$base"
+    export RELAY_BROKER_URL="amqp://outbox-test-relay:$TEST_BROKER_PASSWORD@$base"
+    export CONSUMER_BROKER_URL="amqp://outbox-test-consumer:$TEST_BROKER_PASSWORD@$base"
+    export REPLAY_BROKER_URL="amqp://outbox-test-replay:$TEST_BROKER_PASSWORD@$base"
+}
+
 # Debian's chromium, which the ops dashboard's browser test drives through Playwright (Playwright
 # never downloads a browser of its own here). Installed with apt-get when missing and we are root.
 CHROMIUM=/usr/bin/chromium

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from config.embedded import postgres
+from outbox.broker import ROLE_URL_SETTINGS
 from tests.conftest import ROOT
 from tests.e2e.conftest import embedded_data_folder, postgres_processes_of
 from tests.helpers import stop_processes, wait_until
@@ -24,7 +25,7 @@ from tests.helpers import stop_processes, wait_until
 pytestmark = pytest.mark.e2e
 
 # Settings this machine's environment may carry that would pull a process off the defaults.
-_UNSET = ("DATABASE_URL", "BROKER_URL", "BROKER_NAMESPACE", "OUTBOX_FAILPOINTS")
+_UNSET = ("DATABASE_URL", "BROKER_URL", *ROLE_URL_SETTINGS, "BROKER_NAMESPACE", "OUTBOX_FAILPOINTS")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from django.db.models import Count
 from messaging.models import Message, Notification
 from outbox.models import OutboxEvent
 from tests.conftest import ROOT
-from tests.helpers import wait_until
+from tests.helpers import env_with_broker, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -114,7 +114,7 @@ def test_relay_once_with_the_broker_down_fails_with_a_clear_error(alice, bob, wo
     finished = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "relay", "--once"],
         cwd=ROOT,
-        env={**worker_env, "BROKER_URL": "amqp://guest:secret-pw@127.0.0.1:1//"},
+        env=env_with_broker(worker_env, "amqp://guest:secret-pw@127.0.0.1:1//"),
         capture_output=True,
         text=True,
         timeout=60,
