@@ -265,6 +265,9 @@ if BROKER_URL.partition("://")[0] == embedded_broker.SCHEME:
     embedded_filesystem_transport.register()
 # Prepended to every exchange and queue name; tests use it to get a private topology.
 BROKER_NAMESPACE = os.environ.get("BROKER_NAMESPACE", "")
+# AMQP heartbeat interval asked of the broker (it may lower it): a connection silent for twice
+# this long is presumed dead by both sides.
+BROKER_HEARTBEAT_SECONDS = _env_int("BROKER_HEARTBEAT_SECONDS", 30)
 # Dotted path to the callable returning the broker topology the relay and consumers declare.
 BROKER_TOPOLOGY = os.environ.get("BROKER_TOPOLOGY", "messaging.topology.build_topology")
 

@@ -99,7 +99,7 @@ def broker_connection(url: str | None = None, **options) -> Connection:
     The configured broker gets `settings.BROKER_TRANSPORT_OPTIONS` (where a serverless
     transport keeps its queues) under any options the caller gives.
     """
-    options.setdefault("heartbeat", 30)
+    options.setdefault("heartbeat", settings.BROKER_HEARTBEAT_SECONDS)
     options.setdefault("connect_timeout", 5)
     if url is None or url == settings.BROKER_URL:
         options["transport_options"] = {**settings.BROKER_TRANSPORT_OPTIONS, **options.get("transport_options", {})}

@@ -63,6 +63,12 @@ def validate_event_data(event_type: str, version: int, data: Any) -> None:
     try:
         entry[1](data)
     except fastjsonschema.JsonSchemaValueException as exc:
-        where = "/".join(str(part) for part in exc.path[1:]) or "(root)"
+        where = "/".join(_path_part(part) for part in exc.path[1:]) or "(root)"
         # Name the rule that failed, never the value: message content must not reach a log line.
         raise InvalidEventPayload(f"{event_type} v{version} data at {where} fails {exc.rule!r}") from None
+
+
+def _path_part(part: Any) -> str:
+    # A key the sender chose is shown only when it looks like a field name.
+    text = str(part)
+    return text if len(text) <= 64 and text.replace("_", "").replace("-", "").isalnum() and text.isascii() else "…"

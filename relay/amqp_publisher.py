@@ -20,6 +20,7 @@ from django.conf import settings
 
 from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
+from outbox.worker import BrokerUnavailable
 from relay.amqp_frames import FrameWriter, content_properties, publish_frames
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ logger = logging.getLogger(__name__)
 UNENCODABLE = (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxError)
 
 
-class BrokerUnavailable(Exception):
-    """The broker cannot be reached or dropped the connection; nothing in the batch is safe."""
+__all__ = ["UNENCODABLE", "BasePublisher", "BrokerUnavailable", "ConfirmingPublisher", "PublishOutcome"]
+
+# Frames the broker sent while the relay was idle, read in one go: its heartbeats, at most a few.
+MAX_IDLE_FRAMES = 100
 
 
 @dataclass
@@ -118,10 +121,19 @@ class ConfirmingPublisher(BasePublisher):
         self._next_tag = 1
 
     def heartbeat(self) -> None:
-        """Keep an idle connection alive; call it from the wait loop."""
+        """Keep an idle connection alive: read the broker's heartbeats, send ours; call it while waiting.
+
+        Frames nobody reads count as heartbeats missed: py-amqp then closes the connection
+        ("Too many heartbeats missed") although the broker is well.
+        """
         if self._connection is None:
             return
         try:
+            for _ in range(MAX_IDLE_FRAMES):
+                try:
+                    self._connection.drain_events(timeout=0)
+                except TimeoutError:
+                    break
             self._connection.heartbeat_check()
         except (*self._connection.connection_errors, OSError) as exc:
             self.close()
