@@ -296,6 +296,8 @@ OUTBOX_MAX_EVENT_BYTES = _env_int("OUTBOX_MAX_EVENT_BYTES", 1024 * 1024)
 # Workers write a heartbeat this often; one silent for WORKER_STALL_SECONDS is reported stalled.
 WORKER_HEARTBEAT_SECONDS = _env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_STALL_SECONDS = _env_float("WORKER_STALL_SECONDS", 30.0)
+# A live worker with this many outages or unexpected errors in a row is failing: /readyz says so.
+WORKER_FAILING_AFTER = _env_int("WORKER_FAILING_AFTER", 3)
 
 # Fault injection for the fault suite only: "name=probability,..." (see outbox/failpoints.py).
 OUTBOX_FAILPOINTS = os.environ.get("OUTBOX_FAILPOINTS", "")
