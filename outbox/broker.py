@@ -106,6 +106,25 @@ def broker_connection(url: str | None = None, **options) -> Connection:
     return Connection(url or settings.BROKER_URL, **options)
 
 
+# Frames read in one go while a worker waits: the broker's heartbeats, at most a few.
+MAX_WAITING_FRAMES = 100
+
+
+def serve_heartbeats(connection: Connection) -> None:
+    """Keep a connection alive while its worker waits on something else: read, then send heartbeats.
+
+    Frames nobody reads count as heartbeats missed: py-amqp then closes a connection to a broker
+    that is well ("Too many heartbeats missed"). Deliveries read here reach their consumer's
+    callback as usual. Raises the transport's connection errors.
+    """
+    for _ in range(MAX_WAITING_FRAMES):
+        try:
+            connection.drain_events(timeout=0)
+        except TimeoutError:
+            break
+    connection.heartbeat_check()
+
+
 def is_virtual_transport(url: str | None = None) -> bool:
     """True when the broker is one of kombu's virtual transports (no AMQP server behind it).
 

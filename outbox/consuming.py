@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DataError, InterfaceError, OperationalError, transaction
@@ -39,12 +36,14 @@ from outbox.broker import (
     describe_broker,
     is_virtual_transport,
     load_topology,
+    serve_heartbeats,
 )
 from outbox.dead_letters import DeadLetterPublisher
 from outbox.envelope import ReceivedEvent, decode_event
 from outbox.errors import InvalidEventPayload, MalformedEnvelope, UnknownEventType
 from outbox.failpoints import failpoint
 from outbox.inbox import record_many_in_inbox
+from outbox.log_safety import message_id, quoted, raised_at
 from outbox.metrics import ConsumerMetrics
 from outbox.schemas import validate_event_data
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, DependencyUnavailable, Worker, database_unavailable
@@ -58,8 +57,6 @@ RETRY_BASE_DELAY_SECONDS = 0.1
 # After the first delivery, how long to wait for more before settling the batch: short enough
 # to add nothing noticeable to latency, long enough to gather what is already on the wire.
 BATCH_GATHER_SECONDS = 0.0005
-# What a log line may quote of a value a sender chose (an event type, a message id).
-_PRINTABLE_TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 EventHandler = Callable[[ReceivedEvent], None]
 
@@ -231,7 +228,7 @@ class InboxConsumer(Worker):
         except Exception as exc:  # whatever a forged body provokes in the decoder is its own fault
             raise DeadLetter(f"malformed envelope: the decoder failed ({type(exc).__name__})") from exc
         if event.event_type not in self.handlers():
-            raise DeadLetter(f"unknown event type {_quoted(event.event_type)}")
+            raise DeadLetter(f"unknown event type {quoted(event.event_type)}")
         try:
             validate_event_data(event.event_type, event.schema_version, event.data)
         except (UnknownEventType, InvalidEventPayload) as exc:
@@ -293,14 +290,14 @@ class InboxConsumer(Worker):
                 # Stopping mid-outage: unacked deliveries go back to the broker with the channel.
                 raise exc
             if self._connection is not None:
-                self._connection.heartbeat_check()
+                serve_heartbeats(self._connection)
 
     def _handler_failed(self, message, event: ReceivedEvent, exc: Exception) -> None:
         # Quorum queues count deliveries; a handler failing for a reason we did not foresee is
         # retried a few times with a growing, bounded delay, then parked so the queue flows. The
         # database refusing the event's values (a DataError) gives the same answer every time.
         deliveries = _delivery_count(message) + 1
-        error, where = type(exc).__name__, _where(exc)
+        error, where = type(exc).__name__, raised_at(exc)
         if isinstance(exc, DataError) or deliveries >= self.max_deliveries:
             logger.error(
                 "consumer.handler_failed consumer=%s event=%s delivery=%d giving_up=true error=%s where=%s",
@@ -332,7 +329,7 @@ class InboxConsumer(Worker):
     def _dead_letter(self, message, reason: str) -> None:
         self.metrics.dead_lettered()
         logger.warning(
-            "consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, _message_id(message), reason
+            "consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, message_id(message), reason
         )
         if self._dead_letters is not None:
             try:
@@ -381,21 +378,3 @@ def _delivery_count(message) -> int:
         return max(0, int((message.headers or {}).get("x-delivery-count", 0)))
     except (TypeError, ValueError):
         return 0
-
-
-def _where(exc: BaseException) -> str:
-    """Where `exc` was raised (file, function, line): a bug's place without the error's text."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return "-"
-    frame = frames[-1]
-    return f"{Path(frame.filename).name}:{frame.name}:{frame.lineno}"
-
-
-def _quoted(value: object) -> str:
-    return repr(value) if isinstance(value, str) and _PRINTABLE_TOKEN.fullmatch(value) else "(not shown)"
-
-
-def _message_id(message) -> str:
-    value = (message.properties or {}).get("message_id")
-    return value if isinstance(value, str) and _PRINTABLE_TOKEN.fullmatch(value) else "-"

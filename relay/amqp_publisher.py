@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 import amqp
 from django.conf import settings
 
-from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
+from outbox.broker import (
+    Topology,
+    broker_connection,
+    declare_topology,
+    describe_broker,
+    load_topology,
+    serve_heartbeats,
+)
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
 from outbox.worker import BrokerUnavailable
 from relay.amqp_frames import FrameWriter, content_properties, publish_frames
@@ -31,9 +38,6 @@ UNENCODABLE = (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxE
 
 
 __all__ = ["UNENCODABLE", "BasePublisher", "BrokerUnavailable", "ConfirmingPublisher", "PublishOutcome"]
-
-# Frames the broker sent while the relay was idle, read in one go: its heartbeats, at most a few.
-MAX_IDLE_FRAMES = 100
 
 
 @dataclass
@@ -121,20 +125,11 @@ class ConfirmingPublisher(BasePublisher):
         self._next_tag = 1
 
     def heartbeat(self) -> None:
-        """Keep an idle connection alive: read the broker's heartbeats, send ours; call it while waiting.
-
-        Frames nobody reads count as heartbeats missed: py-amqp then closes the connection
-        ("Too many heartbeats missed") although the broker is well.
-        """
+        """Keep an idle connection alive (`outbox.broker.serve_heartbeats`); call it while waiting."""
         if self._connection is None:
             return
         try:
-            for _ in range(MAX_IDLE_FRAMES):
-                try:
-                    self._connection.drain_events(timeout=0)
-                except TimeoutError:
-                    break
-            self._connection.heartbeat_check()
+            serve_heartbeats(self._connection)
         except (*self._connection.connection_errors, OSError) as exc:
             self.close()
             raise BrokerUnavailable(f"lost the connection to {self.broker}: {_describe(exc)}") from exc
