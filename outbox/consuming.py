@@ -18,6 +18,7 @@ text, which for a database error quotes the values (psycopg's `CONTEXT: JSON dat
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
@@ -99,7 +100,7 @@ class InboxConsumer(Worker):
         if not self.name:
             raise TypeError(f"{type(self).__name__} must set a name")
         self.max_backoff = max_backoff or settings.CONSUMER_MAX_BACKOFF_SECONDS
-        super().__init__(kind=f"consumer.{self.name}", max_backoff=self.max_backoff, using=using)
+        super().__init__(kind=f"consumer.{self.name}", logger=logger, max_backoff=self.max_backoff, using=using)
         self.url = url or settings.BROKER_URL
         self.topology = topology or load_topology()
         self.queue = self.topology.queue_for(self.name)
@@ -134,6 +135,13 @@ class InboxConsumer(Worker):
 
     def describe(self) -> str:
         return f"queue={self.queue.name} broker={describe_broker(self.url)} prefetch={self.prefetch}"
+
+    def beat(self) -> None:
+        """Write the heartbeat if one is due; a database that does not answer is met by the next delivery."""
+        # Not an outage of its own: reconnecting would hand the prefetched deliveries back to
+        # the broker, which may return them reordered. The next delivery waits the outage out.
+        with contextlib.suppress(DatabaseUnavailable):
+            super().beat()
 
     def handlers(self) -> dict[str, EventHandler]:
         """Event type -> the function that applies it, inside the inbox transaction."""

@@ -11,6 +11,7 @@ heartbeat, which the ops dashboard and readiness read.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -48,10 +49,10 @@ class Worker:
 
     log_prefix: str = "worker"
 
-    def __init__(self, *, kind: str, max_backoff: float, using: str = DEFAULT_DB_ALIAS) -> None:
+    def __init__(self, *, kind: str, logger: logging.Logger, max_backoff: float, using: str = DEFAULT_DB_ALIAS) -> None:
         self.kind = kind
         self.using = using
-        self.logger = logging.getLogger(type(self).__module__)
+        self.logger = logger
         self._stop = threading.Event()
         self.heartbeat = Heartbeat(kind)
         self._outages = OutageTracker(self.logger, kind, max_backoff=max_backoff, on_failure=self._failed)
@@ -82,6 +83,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 self.work_once()
+                self.beat()
             except DependencyUnavailable as exc:
                 self._back_off(exc)
                 continue
@@ -91,7 +93,6 @@ class Worker:
                 continue
             self._outages.recovered()
             self.heartbeat.record_failures(self._outages.consecutive_failures)
-            self.beat()
         self.disconnect()
         self._clear_heartbeat()
         self.logger.info(self._line("stopped"))
@@ -109,18 +110,18 @@ class Worker:
         return self._stop.wait(seconds)
 
     def beat(self) -> None:
-        """Write the heartbeat if one is due; a database that does not answer is left to the next unit."""
+        """Write the heartbeat if one is due; raise `DatabaseUnavailable` when the database does not answer."""
         try:
             self.heartbeat.beat(using=self.using)
         except (OperationalError, InterfaceError) as exc:
-            connections[self.using].close()
-            self.logger.debug(self._line("heartbeat_failed", f"error={type(exc).__name__}"))
+            raise database_unavailable(exc, using=self.using) from exc
 
     def _back_off(self, exc: BaseException) -> None:
         self.disconnect()
         delay = self._outages.began(exc)
         # Written now if the database answers: a worker stuck in an outage shows why.
-        self.beat()
+        with contextlib.suppress(DatabaseUnavailable):
+            self.beat()
         self.wait(delay)
 
     def _failed(self, exc: BaseException) -> None:

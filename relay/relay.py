@@ -53,7 +53,7 @@ class Relay(Worker):
         using: str = DEFAULT_DB_ALIAS,
     ) -> None:
         self.max_backoff = max_backoff or settings.RELAY_MAX_BACKOFF_SECONDS
-        super().__init__(kind="relay", max_backoff=self.max_backoff, using=using)
+        super().__init__(kind="relay", logger=logger, max_backoff=self.max_backoff, using=using)
         self.publisher = publisher or build_publisher()
         self.listener = listener or CommitListener(database=using)
         self.batch_size = batch_size or settings.RELAY_BATCH_SIZE

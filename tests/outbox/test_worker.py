@@ -52,7 +52,7 @@ class FailingWorker(Worker):
     log_prefix = "test"
 
     def __init__(self, failures: int) -> None:
-        super().__init__(kind="test.worker", max_backoff=0.01)
+        super().__init__(kind="test.worker", logger=logger, max_backoff=0.01)
         self.failures = failures
         self.units = 0
 
