@@ -367,7 +367,7 @@ class InboxConsumer(Worker):
         consumer.qos(prefetch_count=self.prefetch)
         consumer.consume()
 
-    def disconnect(self) -> None:
+    def disconnect(self, cause: BaseException | None = None) -> None:
         """Close the broker connections; unacked deliveries go back to the queue with them."""
         self._received.clear()
         connection, self._connection = self._connection, None

@@ -72,8 +72,8 @@ class Worker:
         """One unit of work; raise `DependencyUnavailable` when the database or broker is out."""
         raise NotImplementedError
 
-    def disconnect(self) -> None:
-        """Drop every connection after a failure; the next unit of work reconnects."""
+    def disconnect(self, cause: BaseException | None = None) -> None:
+        """Drop the connections after a failure (`cause`) or on stop (None); the next unit reconnects."""
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ class Worker:
                 continue
             self._outages.recovered()
             self.heartbeat.record_failures(self._outages.consecutive_failures)
-        self.disconnect()
+        self.disconnect(None)
         self._clear_heartbeat()
         self.logger.info(self._line("stopped"))
 
@@ -117,7 +117,7 @@ class Worker:
             raise database_unavailable(exc, using=self.using) from exc
 
     def _back_off(self, exc: BaseException) -> None:
-        self.disconnect()
+        self.disconnect(exc)
         delay = self._outages.began(exc)
         # Written now if the database answers: a worker stuck in an outage shows why.
         with contextlib.suppress(DatabaseUnavailable):

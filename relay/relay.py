@@ -3,7 +3,9 @@
 One batch is one database transaction: claim pending events with FOR UPDATE SKIP LOCKED, publish
 them with publisher confirms, mark the confirmed ones published, commit. A crash anywhere before
 the commit leaves the events pending (the broker may then hold a copy, which consumers dedupe);
-nothing is marked published that the broker did not confirm.
+nothing is marked published that the broker did not confirm. The loop around it (start,
+heartbeat, outage backoff, SIGTERM) is `outbox.worker.Worker`'s; one unit of work is a batch and,
+when it published nothing, the sleep until the next commit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 
 from outbox.failpoints import failpoint
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
-from outbox.worker import DatabaseUnavailable, Worker, database_unavailable
+from outbox.worker import BrokerUnavailable, DatabaseUnavailable, Worker, database_unavailable
 from relay import metrics
 from relay.publisher import Publisher, build_publisher
 from relay.wakeup import CommitListener
@@ -136,12 +138,14 @@ class Relay(Worker):
             return  # more may be claimable now (see drain())
         self._sleep_until_events()
 
-    def disconnect(self) -> None:
-        """Close the listener, the publisher and Django's connection; the next batch reconnects all."""
+    def disconnect(self, cause: BaseException | None = None) -> None:
+        """Close the publisher, and the database connections unless only the broker failed."""
+        self.publisher.close()
+        if isinstance(cause, BrokerUnavailable):
+            return  # the listener keeps its wake slot through a broker outage
         # Both database connections go to one database: when one died, the other most likely
         # did too. Renewing both at once makes one outage one outage, not two in a row.
         self.listener.close()
-        self.publisher.close()
         connections[self.using].close()
 
     # --- helpers ------------------------------------------------------------------------
