@@ -139,8 +139,9 @@ class Relay(Worker):
         self._sleep_until_events()
 
     def disconnect(self, cause: BaseException | None = None) -> None:
-        """Close the publisher, and the database connections unless only the broker failed."""
-        self.publisher.close()
+        """Close what `cause` broke (everything on stop or an unexpected error); the next batch reconnects it."""
+        if not isinstance(cause, DatabaseUnavailable):
+            self.publisher.close()
         if isinstance(cause, BrokerUnavailable):
             return  # the listener keeps its wake slot through a broker outage
         # Both database connections go to one database: when one died, the other most likely
