@@ -130,7 +130,7 @@ def test_data_the_database_cannot_store_is_dead_lettered_and_never_logged(
     publish(topology, json.dumps(forged).encode())
 
     [dead] = dead_letter_reasons(broker_channel, topology, 1)
-    assert dead
+    assert dead == "the database refused the event's values: DataError"
     assert_a_valid_event_behind_is_applied(alice, bob)
     assert_no_crash_loop(running_consumer, caplog)
     for record in caplog.records:
