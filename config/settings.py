@@ -273,6 +273,9 @@ CONSUMER_BROKER_URL = os.environ.get("CONSUMER_BROKER_URL", "")
 REPLAY_BROKER_URL = os.environ.get("REPLAY_BROKER_URL", "")
 # Prepended to every exchange and queue name; tests use it to get a private topology.
 BROKER_NAMESPACE = os.environ.get("BROKER_NAMESPACE", "")
+# AMQP heartbeat interval asked of the broker (it may lower it): a connection silent for twice
+# this long is presumed dead by both sides.
+BROKER_HEARTBEAT_SECONDS = _env_int("BROKER_HEARTBEAT_SECONDS", 30)
 # Dotted path to the callable returning the broker topology the relay and consumers declare.
 BROKER_TOPOLOGY = os.environ.get("BROKER_TOPOLOGY", "messaging.topology.build_topology")
 
@@ -301,6 +304,8 @@ OUTBOX_MAX_EVENT_BYTES = _env_int("OUTBOX_MAX_EVENT_BYTES", 1024 * 1024)
 # Workers write a heartbeat this often; one silent for WORKER_STALL_SECONDS is reported stalled.
 WORKER_HEARTBEAT_SECONDS = _env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_STALL_SECONDS = _env_float("WORKER_STALL_SECONDS", 30.0)
+# A live worker with this many outages or unexpected errors in a row is failing: /readyz says so.
+WORKER_FAILING_AFTER = _env_int("WORKER_FAILING_AFTER", 3)
 
 # Fault injection for the fault suite only: "name=probability,..." (see outbox/failpoints.py).
 OUTBOX_FAILPOINTS = os.environ.get("OUTBOX_FAILPOINTS", "")

@@ -5,9 +5,14 @@
 - `messaging.dead-letter` → `messaging.notifications.dead-letter`: what that consumer refuses.
 
 Queues are quorum queues: replicated and fsynced before the broker confirms a publish, and they
-count deliveries (`x-delivery-count`), so a message that keeps failing can be bounded. The
-notifications queue has a single active consumer: several consumers give fail-over, not
+count deliveries (`x-delivery-count`), so a message that keeps failing can be bounded: the
+consumer dead-letters a delivery its handler failed on CONSUMER_MAX_DELIVERIES times, and the
+broker dead-letters one returned DELIVERY_LIMIT times (a consumer that dies on it each time).
+The notifications queue has a single active consumer: several consumers give fail-over, not
 reordering.
+
+RabbitMQ refuses to redeclare a queue with other arguments: an existing queue declared without
+the delivery limit needs a policy instead (see docs/consumer-robustness.md).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ NOTIFICATIONS_CONSUMER = "notifications"
 DEFAULT_EXCHANGE = "amq.default"
 # A permission regex that matches no exchange or queue.
 NOTHING = "^$"
+# Above the consumer's own retries (CONSUMER_MAX_DELIVERIES), so that its dead letter, which
+# carries the reason, comes first; the broker's bound catches what kills the consumer outright.
+DELIVERY_LIMIT = 20
 
 
 def build_topology(namespace: str = "") -> Topology:
@@ -44,6 +52,7 @@ def build_topology(namespace: str = "") -> Topology:
             "x-single-active-consumer": True,
             "x-dead-letter-exchange": dead_letter.name,
             "x-dead-letter-routing-key": dead_letter_name,
+            "x-delivery-limit": DELIVERY_LIMIT,
         },
     )
     notifications_dead_letter = Queue(

@@ -146,11 +146,30 @@ def broker_connection(url: str | None = None, **options) -> Connection:
     The configured broker gets `settings.BROKER_TRANSPORT_OPTIONS` (where a serverless
     transport keeps its queues) under any options the caller gives.
     """
-    options.setdefault("heartbeat", 30)
+    options.setdefault("heartbeat", settings.BROKER_HEARTBEAT_SECONDS)
     options.setdefault("connect_timeout", 5)
     if url is None or url == settings.BROKER_URL:
         options["transport_options"] = {**settings.BROKER_TRANSPORT_OPTIONS, **options.get("transport_options", {})}
     return Connection(url or settings.BROKER_URL, **options)
+
+
+# Frames read in one go while a worker waits: the broker's heartbeats, at most a few.
+MAX_WAITING_FRAMES = 100
+
+
+def serve_heartbeats(connection: Connection) -> None:
+    """Keep a connection alive while its worker waits on something else: read, then send heartbeats.
+
+    Frames nobody reads count as heartbeats missed: py-amqp then closes a connection to a broker
+    that is well ("Too many heartbeats missed"). Deliveries read here reach their consumer's
+    callback as usual. Raises the transport's connection errors.
+    """
+    for _ in range(MAX_WAITING_FRAMES):
+        try:
+            connection.drain_events(timeout=0)
+        except TimeoutError:
+            break
+    connection.heartbeat_check()
 
 
 def is_virtual_transport(url: str | None = None) -> bool:

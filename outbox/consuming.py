@@ -1,27 +1,33 @@
 """The base of every event consumer: decode, apply exactly once, ack after commit.
 
 A subclass names itself (its inbox key and its queue in the topology) and maps event types to
-handlers. For each delivery the base class
-- checks the CloudEvents envelope and the data against the registered schema; a malformed or
-  unknown event is rejected to the dead-letter queue with a log line, and the loop goes on;
-- opens one transaction, records (consumer, event id) in the inbox and runs the handler; a
-  duplicate finds its inbox row and changes nothing;
-- acks only after that transaction committed: a crash before the ack means a redelivery, which
-  the inbox absorbs.
+handlers. `outbox.worker.Worker` runs the loop; one unit of work takes what the broker delivered
+and settles it as one batch (a single delivery is a batch of one):
+- each body is checked: size, CloudEvents envelope, data against the registered schema. Whatever
+  fails, or makes the decoder raise, is that delivery's fault: it goes to the dead-letter queue
+  with the reason, and the loop goes on;
+- the rest are recorded in the inbox and applied in one transaction; a duplicate finds its inbox
+  row and changes nothing. A handler error is retried a few times, then dead-lettered; an error
+  the database raises on the event's values (a `DataError`) is dead-lettered at once;
+- the batch is acked only after that transaction committed: a crash before the ack means a
+  redelivery, which the inbox absorbs.
+Only a database or broker outage takes the worker's outage path (reconnect with backoff).
+Log lines name the event by its id and the error by its type: never a body, never an error's
+text, which for a database error quotes the values (psycopg's `CONTEXT: JSON data ...`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, InterfaceError, OperationalError, transaction
 from kombu import Consumer
 
 from outbox.broker import (
@@ -33,16 +39,19 @@ from outbox.broker import (
     describe_broker,
     is_virtual_transport,
     load_topology,
+    serve_heartbeats,
 )
 from outbox.dead_letters import DeadLetterPublisher
 from outbox.envelope import ReceivedEvent, decode_event
 from outbox.errors import InvalidEventPayload, MalformedEnvelope, UnknownEventType
 from outbox.failpoints import failpoint
-from outbox.heartbeats import Heartbeat
 from outbox.inbox import record_many_in_inbox
+from outbox.log_safety import message_id, quoted, raised_at
 from outbox.metrics import ConsumerMetrics
-from outbox.outages import OutageTracker
 from outbox.schemas import validate_event_data
+from outbox.worker import BrokerUnavailable, DatabaseUnavailable, DependencyUnavailable, Worker, database_unavailable
+
+__all__ = ["ConsumerStats", "DatabaseUnavailable", "DeadLetter", "EventHandler", "InboxConsumer", "Outcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +74,6 @@ class DeadLetter(Exception):
     """An event that can never be applied; it goes to the dead-letter queue with this reason."""
 
 
-class DatabaseUnavailable(Exception):
-    """The database dropped the connection while an event was being applied."""
-
-
 @dataclass
 class ConsumerStats:
     """Deliveries settled by this consumer and when the first and the last batch were settled."""
@@ -78,11 +83,12 @@ class ConsumerStats:
     last_at: float = 0.0
 
 
-class InboxConsumer:
-    """Consumes one queue of the topology; `run()` until `stop()`, `handle_delivery()` is one step."""
+class InboxConsumer(Worker):
+    """Consumes one queue of the topology; `run()` until `stop()`, `settle()` one batch of deliveries."""
 
     #: The inbox key and the topology's queue name for this consumer.
     name: str = ""
+    log_prefix = "consumer"
 
     def __init__(
         self,
@@ -95,6 +101,8 @@ class InboxConsumer:
     ) -> None:
         if not self.name:
             raise TypeError(f"{type(self).__name__} must set a name")
+        self.max_backoff = max_backoff or settings.CONSUMER_MAX_BACKOFF_SECONDS
+        super().__init__(kind=f"consumer.{self.name}", logger=logger, max_backoff=self.max_backoff, using=using)
         role = broker_role("CONSUMER_BROKER_URL")
         self.url = url or role.url
         # With a user of its own, it may declare only its queues (outbox.broker says why).
@@ -102,20 +110,18 @@ class InboxConsumer:
         self.topology = topology or load_topology()
         self.queue = self.topology.queue_for(self.name)
         self.prefetch = prefetch or settings.CONSUMER_PREFETCH
-        self.max_backoff = max_backoff or settings.CONSUMER_MAX_BACKOFF_SECONDS
-        self.using = using
-        self._stop = threading.Event()
         self._connection = None
+        self._received: list = []
         # For benchmarks: stop once the queue has been idle for a drain timeout after work.
         self.exit_when_idle = False
         self.stats = ConsumerStats()
         self.max_deliveries = settings.CONSUMER_MAX_DELIVERIES
         self.retry_max_delay = settings.CONSUMER_RETRY_MAX_DELAY_SECONDS
-        self.heartbeat = Heartbeat(f"consumer.{self.name}")
-        self._outages = OutageTracker(
-            logger, f"consumer.{self.name}", max_backoff=self.max_backoff, on_failure=self.heartbeat.record_error
-        )
+        # Nothing the relay publishes is larger; a larger body is refused before it is parsed.
+        self.max_body_bytes = settings.OUTBOX_MAX_EVENT_BYTES
         self.metrics = ConsumerMetrics(self.name)
+        probe = broker_connection(self.url)
+        self._broker_errors = (*probe.connection_errors, *probe.channel_errors, OSError)
         # kombu's virtual transports settle only the delivery tag they are given, `multiple` or not.
         self._acks_multiple = not is_virtual_transport(self.url)
         self._dead_letters = (
@@ -128,11 +134,121 @@ class InboxConsumer:
             else None
         )
 
+    @property
+    def log_context(self) -> str:
+        return f"consumer={self.name}"
+
+    def describe(self) -> str:
+        return f"queue={self.queue.name} broker={describe_broker(self.url)} prefetch={self.prefetch}"
+
+    def beat(self) -> None:
+        """Write the heartbeat if one is due; a database that does not answer is met by the next delivery."""
+        # Not an outage of its own: reconnecting would hand the prefetched deliveries back to
+        # the broker, which may return them reordered. The next delivery waits the outage out.
+        with contextlib.suppress(DatabaseUnavailable):
+            super().beat()
+
     def handlers(self) -> dict[str, EventHandler]:
         """Event type -> the function that applies it, inside the inbox transaction."""
         raise NotImplementedError
 
     # --- one unit of work ---------------------------------------------------------------
+
+    def work_once(self) -> None:
+        """Wait up to a drain timeout for deliveries and settle what arrived as one batch."""
+        try:
+            batch = self.receive_batch()
+            if not batch:
+                return
+            self.stats.first_at = self.stats.first_at or time.time()
+            self.settle(batch)
+        except self._broker_errors as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
+        self.stats.settled += len(batch)
+        self.stats.last_at = time.time()
+
+    def receive_batch(self) -> list:
+        """The deliveries that arrived within a drain timeout, and whatever followed them on the wire."""
+        self._connect()
+        if not self._received:
+            try:
+                self._connection.drain_events(timeout=DRAIN_TIMEOUT_SECONDS)
+            except TimeoutError:
+                self._connection.heartbeat_check()
+                if self.exit_when_idle and self.stats.settled:
+                    self.stop()
+                return []
+        while len(self._received) < self.prefetch:
+            try:
+                self._connection.drain_events(timeout=BATCH_GATHER_SECONDS)
+            except TimeoutError:
+                break
+        batch = list(self._received)
+        self._received.clear()
+        return batch
+
+    def settle(self, messages: list) -> None:
+        """Settle deliveries, in order: poison dead-lettered, the rest applied in one transaction, then acked.
+
+        The one path for every delivery: a single one is a batch of one. When applying the batch
+        fails, each delivery is settled on its own, so one bad event fails only itself.
+        """
+        checked: list[tuple[object, ReceivedEvent]] = []
+        for message in messages:
+            try:
+                checked.append((message, self.check_delivery(message.body)))
+            except DeadLetter as exc:
+                self._dead_letter(message, str(exc))
+        if not checked:
+            return
+        try:
+            new_ids = self._apply_through_database_outages([event for _, event in checked])
+        except DependencyUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an event's failure is that event's, never the loop's
+            if len(checked) > 1:
+                logger.warning(
+                    "consumer.batch_failed consumer=%s size=%d error=%s retrying_one_by_one=true",
+                    self.name,
+                    len(checked),
+                    type(exc).__name__,
+                )
+                for message, _ in checked:
+                    self.settle([message])
+                return
+            self._handler_failed(*checked[0], exc)
+            return
+        if new_ids:
+            failpoint("consumer.after_commit")
+        for _, event in checked:
+            if event.event_id not in new_ids:
+                logger.info("consumer.duplicate_absorbed consumer=%s event=%s", self.name, event.event_id)
+        # One ack for the whole batch; the poison in it is already settled.
+        if self._acks_multiple:
+            checked[-1][0].ack(multiple=True)
+        else:
+            for message, _ in checked:
+                message.ack()
+
+    def check_delivery(self, body: bytes) -> ReceivedEvent:
+        """The event in `body`, its envelope and data checked; raise `DeadLetter` if it is poison."""
+        if len(body) > self.max_body_bytes:
+            raise DeadLetter(f"body is {len(body)} bytes, over the {self.max_body_bytes}-byte limit")
+        try:
+            event = decode_event(body)
+        except MalformedEnvelope as exc:
+            raise DeadLetter(f"malformed envelope: {exc}") from exc
+        except Exception as exc:  # whatever a forged body provokes in the decoder is its own fault
+            raise DeadLetter(f"malformed envelope: the decoder failed ({type(exc).__name__})") from exc
+        if event.event_type not in self.handlers():
+            raise DeadLetter(f"unknown event type {quoted(event.event_type)}")
+        try:
+            validate_event_data(event.event_type, event.schema_version, event.data)
+        except (UnknownEventType, InvalidEventPayload) as exc:
+            raise DeadLetter(str(exc)) from exc
+        except Exception as exc:  # e.g. data nested past the validator's recursion limit
+            raise DeadLetter(f"{event.event_type} data cannot be checked ({type(exc).__name__})") from exc
+        return event
 
     def apply_batch(self, events: list[ReceivedEvent]) -> None:
         """Apply new events in delivery order, inside the inbox transaction.
@@ -142,20 +258,6 @@ class InboxConsumer:
         handlers = self.handlers()
         for event in events:
             handlers[event.event_type](event)
-
-    def check_delivery(self, body: bytes) -> ReceivedEvent:
-        """The event in `body`, its envelope and data checked; raise `DeadLetter` if it is poison."""
-        try:
-            event = decode_event(body)
-        except MalformedEnvelope as exc:
-            raise DeadLetter(f"malformed envelope: {exc}") from exc
-        if event.event_type not in self.handlers():
-            raise DeadLetter(f"unknown event type {event.event_type!r}")
-        try:
-            validate_event_data(event.event_type, event.schema_version, event.data)
-        except (UnknownEventType, InvalidEventPayload) as exc:
-            raise DeadLetter(str(exc)) from exc
-        return event
 
     def apply_events(self, events: list[ReceivedEvent]) -> set[uuid.UUID]:
         """Record `events` in the inbox and apply the new ones, in one transaction; their ids."""
@@ -173,115 +275,81 @@ class InboxConsumer:
                     self.apply_batch(fresh)
                     failpoint("consumer.before_commit")
         except (OperationalError, InterfaceError) as exc:
-            connections[self.using].close()
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
+            raise database_unavailable(exc, using=self.using) from exc
         return new_ids
 
     def handle_delivery(self, body: bytes) -> Outcome:
-        """Apply one delivered body exactly once; raise `DeadLetter` if it never can be."""
+        """Check and apply one body exactly once, without a broker; raise `DeadLetter` if it never can be."""
         event = self.check_delivery(body)
         return Outcome.APPLIED if self.apply_events([event]) else Outcome.DUPLICATE
 
-    def on_messages(self, messages: list) -> None:
-        """Settle a batch of deliveries: poison out, the rest applied in one transaction, one ack."""
-        checked = []
-        for message in messages:
-            try:
-                checked.append((message, self.check_delivery(message.body)))
-            except DeadLetter as exc:
-                self._dead_letter(message, str(exc))
-        if not checked:
-            return
-        while True:
-            try:
-                new_ids = self.apply_events([event for _, event in checked])
-                break
-            except DatabaseUnavailable as exc:
-                self._wait_out_database_outage(exc)
-            except Exception:  # noqa: BLE001 - one bad event must not fail the others: isolate it
-                logger.warning(
-                    "consumer.batch_failed consumer=%s size=%d retrying_one_by_one=true", self.name, len(checked)
-                )
-                for message, _ in checked:
-                    self.on_message(message)
-                return
-        self._outages.recovered()
-        if new_ids:
-            failpoint("consumer.after_commit")
-        for message, event in checked:
-            if event.event_id not in new_ids:
-                logger.info("consumer.duplicate_absorbed consumer=%s message_id=%s", self.name, _message_id(message))
-        # One ack for the whole batch; the poison in it is already settled.
-        if self._acks_multiple:
-            checked[-1][0].ack(multiple=True)
-        else:
-            for message, _ in checked:
-                message.ack()
+    # --- failures -------------------------------------------------------------------------
 
-    def on_message(self, message) -> None:
-        """kombu callback: settle the delivery according to what handling it gave."""
+    def _apply_through_database_outages(self, events: list[ReceivedEvent]) -> set[uuid.UUID]:
         while True:
             try:
-                outcome = self.handle_delivery(message.body)
-                break
-            except DeadLetter as exc:
-                self._dead_letter(message, str(exc))
-                return
+                return self.apply_events(events)
             except DatabaseUnavailable as exc:
-                # Not the message's fault. Keep it and retry it here, in order, once the
-                # database is back: handing it back to the broker (closing the channel) would
+                # Not the deliveries' fault. Keep them and retry here, in order, once the
+                # database is back: handing them back to the broker (closing the channel) would
                 # return every prefetched delivery, and RabbitMQ may return them reordered.
                 self._wait_out_database_outage(exc)
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
-                self._retry_or_dead_letter(message, exc)
-                return
-        self._outages.recovered()
-        if outcome is Outcome.APPLIED:
-            failpoint("consumer.after_commit")
-        else:
-            logger.info("consumer.duplicate_absorbed consumer=%s message_id=%s", self.name, _message_id(message))
-        message.ack()
-        logger.debug("consumer.%s consumer=%s message_id=%s", outcome.value, self.name, _message_id(message))
 
     def _wait_out_database_outage(self, exc: DatabaseUnavailable) -> None:
         delay = self._outages.began(exc)
         deadline = time.monotonic() + delay
         while (remaining := deadline - time.monotonic()) > 0:
-            if self._stop.wait(min(remaining, DRAIN_TIMEOUT_SECONDS)):
+            if self.wait(min(remaining, DRAIN_TIMEOUT_SECONDS)):
                 # Stopping mid-outage: unacked deliveries go back to the broker with the channel.
                 raise exc
             if self._connection is not None:
-                self._connection.heartbeat_check()
+                serve_heartbeats(self._connection)
 
-    def _retry_or_dead_letter(self, message, exc: Exception) -> None:
+    def _handler_failed(self, message, event: ReceivedEvent, exc: Exception) -> None:
         # Quorum queues count deliveries; a handler failing for a reason we did not foresee is
-        # retried a few times with a growing, bounded delay, then parked so the queue flows.
-        deliveries = int((message.headers or {}).get("x-delivery-count", 0)) + 1
-        if deliveries >= self.max_deliveries:
-            logger.exception(
-                "consumer.handler_failed consumer=%s message_id=%s delivery=%d giving_up=true",
-                self.name,
-                _message_id(message),
-                deliveries,
+        # retried a few times with a growing, bounded delay, then parked so the queue flows. The
+        # database refusing the event's values (a DataError) gives the same answer every time.
+        if isinstance(exc, DeadLetter):
+            # A handler's own verdict on the event (it contradicts our rows): final, with its reason.
+            logger.warning(
+                "consumer.event_refused consumer=%s event=%s error=%s", self.name, event.event_id, type(exc).__name__
             )
-            self._dead_letter(message, f"handler failed on {deliveries} deliveries: {type(exc).__name__}")
+            self._dead_letter(message, str(exc))
+            return
+        deliveries = _delivery_count(message) + 1
+        error, where = type(exc).__name__, raised_at(exc)
+        if isinstance(exc, DataError) or deliveries >= self.max_deliveries:
+            logger.error(
+                "consumer.handler_failed consumer=%s event=%s delivery=%d giving_up=true error=%s where=%s",
+                self.name,
+                event.event_id,
+                deliveries,
+                error,
+                where,
+            )
+            if isinstance(exc, DataError):
+                reason = f"the database refused the event's values: {error}"
+            else:
+                reason = f"handler failed on {deliveries} deliveries: {error}"
+            self._dead_letter(message, reason)
             return
         delay = min(RETRY_BASE_DELAY_SECONDS * 2 ** (deliveries - 1), self.retry_max_delay)
         logger.warning(
-            "consumer.handler_failed consumer=%s message_id=%s delivery=%d retry_in=%.2fs error=%s",
+            "consumer.handler_failed consumer=%s event=%s delivery=%d retry_in=%.2fs error=%s where=%s",
             self.name,
-            _message_id(message),
+            event.event_id,
             deliveries,
             delay,
-            type(exc).__name__,
+            error,
+            where,
         )
-        self._stop.wait(delay)
+        self.wait(delay)
         message.requeue()
 
     def _dead_letter(self, message, reason: str) -> None:
         self.metrics.dead_lettered()
         logger.warning(
-            "consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, _message_id(message), reason
+            "consumer.dead_lettered consumer=%s message_id=%s reason=%s", self.name, message_id(message), reason
         )
         if self._dead_letters is not None:
             try:
@@ -298,47 +366,11 @@ class InboxConsumer:
                 return
         message.reject(requeue=False)
 
-    # --- loop ---------------------------------------------------------------------------
+    # --- connections ----------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Consume until `stop()`, reconnecting with backoff through broker or database outages."""
-        logger.info(
-            "consumer.started consumer=%s queue=%s broker=%s prefetch=%d",
-            self.name,
-            self.queue.name,
-            describe_broker(self.url),
-            self.prefetch,
-        )
-        while not self._stop.is_set():
-            delay = 0.0
-            try:
-                self._consume_until_stopped()
-            except DatabaseUnavailable as exc:
-                delay = self._outages.began(exc)
-            except Exception as exc:
-                if self._connection is not None and isinstance(
-                    exc, (*self._connection.connection_errors, *self._connection.channel_errors, OSError)
-                ):
-                    delay = self._outages.began(exc)
-                else:
-                    logger.exception("consumer.unexpected_error consumer=%s retrying_with_backoff=true", self.name)
-                    delay = self._outages.began(exc)
-            finally:
-                self._disconnect()
-            self._stop.wait(delay)
-        if self._dead_letters is not None:
-            self._dead_letters.close()
-        try:
-            self.heartbeat.clear(using=self.using)
-        except (OperationalError, InterfaceError):
-            logger.warning("consumer.heartbeat_not_cleared consumer=%s reason=database_unavailable", self.name)
-        logger.info("consumer.stopped consumer=%s", self.name)
-
-    def stop(self) -> None:
-        """Finish the delivery in hand, then return from `run()`; safe from a signal handler."""
-        self._stop.set()
-
-    def _consume_until_stopped(self) -> None:
+    def _connect(self) -> None:
+        if self._connection is not None:
+            return
         self._connection = broker_connection(self.url)
         self._connection.connect()
         channel = self._connection.channel()
@@ -346,51 +378,29 @@ class InboxConsumer:
             declare_topology(channel, self.topology)
         else:
             declare_consumer_queues(channel, self.topology, self.name)
-        received: list = []
         # Declared just above; kombu's own declare would declare the events exchange too.
-        consumer = Consumer(channel, queues=[self.queue], on_message=received.append, accept=None, auto_declare=False)
+        consumer = Consumer(
+            channel, queues=[self.queue], on_message=self._received.append, accept=None, auto_declare=False
+        )
         consumer.qos(prefetch_count=self.prefetch)
         consumer.consume()
-        self._outages.recovered()
-        while not self._stop.is_set():
-            try:
-                self._connection.drain_events(timeout=DRAIN_TIMEOUT_SECONDS)
-            except TimeoutError:
-                self._connection.heartbeat_check()
-                self._beat()
-                if self.exit_when_idle and self.stats.settled:
-                    self.stop()
-                continue
-            # Take whatever else has already arrived, then settle it all as one batch.
-            while len(received) < self.prefetch:
-                try:
-                    self._connection.drain_events(timeout=BATCH_GATHER_SECONDS)
-                except TimeoutError:
-                    break
-            batch, received[:] = list(received), []
-            self.stats.first_at = self.stats.first_at or time.time()
-            self.on_messages(batch)
-            self.stats.settled += len(batch)
-            self.stats.last_at = time.time()
-            self._beat()
 
-    def _beat(self) -> None:
-        # A missed heartbeat is not worth dropping the deliveries in hand: the next delivery
-        # meets the outage and waits it out in order.
-        try:
-            self.heartbeat.beat(using=self.using)
-        except (OperationalError, InterfaceError) as exc:
-            connections[self.using].close()
-            logger.debug("consumer.heartbeat_failed consumer=%s error=%s", self.name, type(exc).__name__)
-
-    def _disconnect(self) -> None:
+    def disconnect(self, cause: BaseException | None = None) -> None:
+        """Close the broker connections; unacked deliveries go back to the queue with them."""
+        self._received.clear()
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
                 connection.release()
-            except Exception:
+            except Exception:  # a connection that fails to close is gone anyway
                 logger.debug("consumer.close_failed consumer=%s", self.name, exc_info=True)
+        if self._dead_letters is not None:
+            self._dead_letters.close()
 
 
-def _message_id(message) -> str:
-    return (message.properties or {}).get("message_id", "-")
+def _delivery_count(message) -> int:
+    # The broker sets x-delivery-count on redeliveries; a sender may have set it to anything.
+    try:
+        return max(0, int((message.headers or {}).get("x-delivery-count", 0)))
+    except (TypeError, ValueError):
+        return 0

@@ -109,7 +109,8 @@ def decode_event(body: bytes | str) -> ReceivedEvent:
     """Parse and check a CloudEvents body; raise `MalformedEnvelope` saying what is wrong."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: arrays or objects nested past the parser's depth.
         raise MalformedEnvelope(f"body is not JSON ({type(exc).__name__})") from None
     if not isinstance(document, dict):
         raise MalformedEnvelope("body is not a JSON object")
@@ -138,7 +139,8 @@ def decode_event(body: bytes | str) -> ReceivedEvent:
     if time.tzinfo is None:
         raise MalformedEnvelope("attribute 'time' has no UTC offset")
     sequence = document.get(SEQUENCE_ATTRIBUTE)
-    if sequence is not None and (not isinstance(sequence, str) or not sequence.isdigit()):
+    # ASCII first: str.isdigit() accepts digits int() refuses, such as "²".
+    if sequence is not None and (not isinstance(sequence, str) or not (sequence.isascii() and sequence.isdigit())):
         raise MalformedEnvelope(f"attribute {SEQUENCE_ATTRIBUTE!r} must be a string of digits")
     return ReceivedEvent(
         event_id=event_id,

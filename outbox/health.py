@@ -1,7 +1,9 @@
 """Whether this service can do its work: the database and the broker answer, and who relays.
 
-Readiness fails only on what this process itself needs: the database and the broker. Relays and
-consumers are reported (how many are alive or stalled, by kind) but never fail it: the web
+Readiness fails on what this process itself needs, the database and the broker, and on a worker
+that runs but keeps failing (`workers`: alive with WORKER_FAILING_AFTER outages or unexpected
+errors in a row, its last error's type named): work silently not done must show. Relays and
+consumers that are absent or stalled are reported (how many by kind) but do not fail it: the web
 process keeps accepting writes while no relay runs (that is what the outbox is for), and taking
 it out of service because a relay is down would turn a delay into an outage.
 """
@@ -19,7 +21,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from outbox.broker import broker_connection
-from outbox.selectors import workers
+from outbox.selectors import Worker, workers
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +76,23 @@ def check_broker(*, timeout: float) -> None:
         connection.ensure_connection(max_retries=0)
 
 
-def worker_counts() -> dict[str, dict[str, int]]:
-    """Relays and consumers by kind, how many alive and how many stalled (from their heartbeats)."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"alive": 0, "stalled": 0})
-    for worker in workers():
+def worker_counts(seen: list[Worker] | None = None) -> dict[str, dict[str, int]]:
+    """Relays and consumers by kind: how many alive, stalled and failing (from their heartbeats)."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"alive": 0, "stalled": 0, "failing": 0})
+    for worker in workers() if seen is None else seen:
         counts[worker.kind]["alive" if worker.alive else "stalled"] += 1
+        counts[worker.kind]["failing"] += worker.failing
     return dict(counts)
+
+
+def check_workers(seen: list[Worker]) -> Check:
+    """Fails naming each failing worker's kind, its failures in a row and its last error's type."""
+    reasons = [
+        f"{worker.kind}: {worker.consecutive_failures} failures in a row, last {worker.last_error.partition(':')[0]}"
+        for worker in seen
+        if worker.failing
+    ]
+    return Check("workers", ok=not reasons, error="; ".join(reasons))
 
 
 def _run(name: str, check: Callable[[], None]) -> Check:
@@ -92,7 +105,7 @@ def _run(name: str, check: Callable[[], None]) -> Check:
 
 
 def readiness() -> Readiness:
-    """Check the database and the broker, each within READINESS_TIMEOUT_SECONDS, and read the workers."""
+    """Check the database and the broker, each within READINESS_TIMEOUT_SECONDS, and the workers' heartbeats."""
     timeout = settings.READINESS_TIMEOUT_SECONDS
     checks = [
         _run("database", lambda: check_database(timeout=timeout)),
@@ -101,7 +114,9 @@ def readiness() -> Readiness:
     counts = None
     if checks[0].ok:
         try:
-            counts = worker_counts()
+            seen = workers()
+            counts = worker_counts(seen)
+            checks.append(check_workers(seen))
         except DatabaseError as exc:
             logger.info("readiness.workers_unavailable error=%s", type(exc).__name__)
     return Readiness(checks, counts)

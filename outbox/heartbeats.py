@@ -3,7 +3,8 @@
 A relay that dies releases its batch at once (its transaction dies with it). One that hangs holds
 its locks until PostgreSQL's idle-in-transaction timeout ends its session; meanwhile its silent
 heartbeat shows it, and every other worker logs it once. A worker's last outage or unexpected
-error is kept on its heartbeat row too, for the ops dashboard (`outbox.status`).
+error, and how many failures in a row it has had, are kept on its heartbeat row too, for the ops
+dashboard (`outbox.status`) and readiness (`outbox.health`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Heartbeat:
         self._last_beat = 0.0
         self._reported_stalled: set[str] = set()
         self._unwritten_error: tuple[str, datetime] | None = None
+        self._failures = 0
+        self._written_failures = 0
 
     def record_error(self, exc: BaseException) -> None:
         """Remember an outage or unexpected error; the next beat writes it, whatever the interval.
@@ -65,13 +68,18 @@ class Heartbeat:
         """
         self._unwritten_error = (describe_error(exc), timezone.now())
 
+    def record_failures(self, count: int) -> None:
+        """Remember how many failures in a row the worker has had; a change is written by the next beat."""
+        self._failures = count
+
     def beat(self, *, using: str = DEFAULT_DB_ALIAS) -> bool:
         """Record a sign of life (and an error recorded since) if one is due; True when it wrote one."""
         error = self._unwritten_error
-        if error is None and time.monotonic() - self._last_beat < self.interval:
+        failures = self._failures
+        if error is None and failures == self._written_failures and time.monotonic() - self._last_beat < self.interval:
             return False
         now = timezone.now()
-        fields = {"beat_at": now}
+        fields = {"beat_at": now, "consecutive_failures": failures}
         if error is not None:
             fields.update(last_error=error[0], last_error_at=error[1])
         WorkerHeartbeat.objects.using(using).update_or_create(
@@ -86,6 +94,7 @@ class Heartbeat:
             },
         )
         self._last_beat = time.monotonic()
+        self._written_failures = failures
         if self._unwritten_error is error:
             self._unwritten_error = None
         self._report_stalled_peers(now, using)

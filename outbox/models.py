@@ -178,6 +178,8 @@ class WorkerHeartbeat(models.Model):
     # The worker's last outage or unexpected error, one line (outbox.heartbeats.describe_error).
     last_error = models.CharField(max_length=300, blank=True, default="")
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # Outages and unexpected errors in a row, without a healthy period between them.
+    consecutive_failures = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["kind", "worker_id"]

@@ -73,9 +73,15 @@ def validate_event_data(event_type: str, version: int, data: Any, *, aggregate_i
     try:
         validate(data)
     except fastjsonschema.JsonSchemaValueException as exc:
-        where = "/".join(str(part) for part in exc.path[1:]) or "(root)"
+        where = "/".join(_path_part(part) for part in exc.path[1:]) or "(root)"
         # Name the rule that failed, never the value: message content must not reach a log line.
         raise InvalidEventPayload(f"{event_type} v{version} data at {where} fails {exc.rule!r}") from None
     key = schema.aggregate_id_key
     if key is not None and aggregate_id is not None and (not isinstance(data, dict) or data.get(key) != aggregate_id):
         raise InvalidEventPayload(f"{event_type} v{version} data at {key} is not the event's aggregate id")
+
+
+def _path_part(part: Any) -> str:
+    # A key the sender chose is shown only when it looks like a field name.
+    text = str(part)
+    return text if len(text) <= 64 and text.replace("_", "").replace("-", "").isalnum() and text.isascii() else "…"

@@ -81,12 +81,17 @@ class Worker:
     # Its last outage or unexpected error, if it had one.
     last_error: str = ""
     last_error_at: datetime | None = None
+    # Outages and unexpected errors in a row; alive with WORKER_FAILING_AFTER of them is `failing`.
+    consecutive_failures: int = 0
+    failing: bool = False
 
 
 def workers(*, now: datetime | None = None) -> list[Worker]:
-    """Every worker with a heartbeat row; `alive` unless silent for WORKER_STALL_SECONDS."""
+    """Every worker with a heartbeat row; `alive` unless silent for WORKER_STALL_SECONDS, `failing`
+    when alive after WORKER_FAILING_AFTER failures in a row."""
     now = now or timezone.now()
     stall_after = timedelta(seconds=settings.WORKER_STALL_SECONDS)
+    failing_after = settings.WORKER_FAILING_AFTER
     return [
         Worker(
             worker_id=beat.worker_id,
@@ -99,6 +104,8 @@ def workers(*, now: datetime | None = None) -> list[Worker]:
             alive=now - beat.beat_at <= stall_after,
             last_error=beat.last_error,
             last_error_at=beat.last_error_at,
+            consecutive_failures=beat.consecutive_failures,
+            failing=now - beat.beat_at <= stall_after and beat.consecutive_failures >= failing_after,
         )
         for beat in WorkerHeartbeat.objects.order_by("kind", "worker_id")
     ]

@@ -70,7 +70,7 @@ def render_status(snapshot: OpsSnapshot) -> str:
     for worker in snapshot.workers:
         lines.append(
             f"  {worker.kind:<24} {worker.worker_id}  {worker.hostname}/{worker.pid}  "
-            f"beat {duration(worker.silent_seconds)} ago  {'alive' if worker.alive else 'STALLED'}"
+            f"beat {duration(worker.silent_seconds)} ago  {_worker_state(worker)}"
         )
         if worker.last_error:
             lines.append(f"  {'':<24} last error {_ago(worker.last_error_at, now)}: {worker.last_error}")
@@ -101,3 +101,9 @@ def render_status(snapshot: OpsSnapshot) -> str:
     if not snapshot.recent_errors:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def _worker_state(worker) -> str:
+    if not worker.alive:
+        return "STALLED"
+    return f"FAILING ({worker.consecutive_failures} failures in a row)" if worker.failing else "alive"

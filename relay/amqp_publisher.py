@@ -18,8 +18,16 @@ from dataclasses import dataclass, field
 import amqp
 from django.conf import settings
 
-from outbox.broker import Topology, broker_connection, declare_topology, describe_broker, load_topology
+from outbox.broker import (
+    Topology,
+    broker_connection,
+    declare_topology,
+    describe_broker,
+    load_topology,
+    serve_heartbeats,
+)
 from outbox.envelope import OutgoingEvent, amqp_properties, encode_event
+from outbox.worker import BrokerUnavailable
 from relay.amqp_frames import FrameWriter
 
 logger = logging.getLogger(__name__)
@@ -34,8 +42,7 @@ UNENCODABLE = (TypeError, ValueError, struct.error, amqp.exceptions.FrameSyntaxE
 Declare = Callable[[object, Topology], None]
 
 
-class BrokerUnavailable(Exception):
-    """The broker cannot be reached or dropped the connection; nothing in the batch is safe."""
+__all__ = ["UNENCODABLE", "BasePublisher", "BrokerUnavailable", "ConfirmingPublisher", "PublishOutcome"]
 
 
 @dataclass
@@ -133,11 +140,11 @@ class ConfirmingPublisher(BasePublisher):
         self._next_tag = 1
 
     def heartbeat(self) -> None:
-        """Keep an idle connection alive; call it from the wait loop."""
+        """Keep an idle connection alive (`outbox.broker.serve_heartbeats`); call it while waiting."""
         if self._connection is None:
             return
         try:
-            self._connection.heartbeat_check()
+            serve_heartbeats(self._connection)
         except (*self._connection.connection_errors, OSError) as exc:
             self.close()
             raise BrokerUnavailable(f"lost the connection to {self.broker}: {_describe(exc)}") from exc

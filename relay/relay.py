@@ -3,13 +3,14 @@
 One batch is one database transaction: claim pending events with FOR UPDATE SKIP LOCKED, publish
 them with publisher confirms, mark the confirmed ones published, commit. A crash anywhere before
 the commit leaves the events pending (the broker may then hold a copy, which consumers dedupe);
-nothing is marked published that the broker did not confirm.
+nothing is marked published that the broker did not confirm. The loop around it (start,
+heartbeat, outage backoff, SIGTERM) is `outbox.worker.Worker`'s; one unit of work is a batch and,
+when it published nothing, the sleep until the next commit.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -17,13 +18,13 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
 from outbox.failpoints import failpoint
-from outbox.heartbeats import Heartbeat
-from outbox.outages import OutageTracker
 from outbox.services import claim_pending_events, mark_published, record_publish_failures
+from outbox.worker import BrokerUnavailable, DatabaseUnavailable, Worker, database_unavailable
 from relay import metrics
-from relay.amqp_publisher import BrokerUnavailable
 from relay.publisher import Publisher, relay_publisher
-from relay.wakeup import CommitListener, ListenerUnavailable
+from relay.wakeup import CommitListener
+
+__all__ = ["BatchResult", "DatabaseUnavailable", "Relay"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +39,10 @@ class BatchResult:
     failed: int
 
 
-class DatabaseUnavailable(Exception):
-    """The database could not be reached or dropped the connection."""
-
-
-class Relay:
+class Relay(Worker):
     """The relay daemon: `run()` until `stop()`, or `drain()` once; `relay_batch()` is one step."""
+
+    log_prefix = "relay"
 
     def __init__(
         self,
@@ -55,18 +54,17 @@ class Relay:
         max_backoff: float | None = None,
         using: str = DEFAULT_DB_ALIAS,
     ) -> None:
+        self.max_backoff = max_backoff or settings.RELAY_MAX_BACKOFF_SECONDS
+        super().__init__(kind="relay", logger=logger, max_backoff=self.max_backoff, using=using)
         self.publisher = publisher or relay_publisher()
         self.listener = listener or CommitListener(database=using)
         self.batch_size = batch_size or settings.RELAY_BATCH_SIZE
         self.poll_interval = poll_interval or settings.RELAY_POLL_INTERVAL_SECONDS
-        self.max_backoff = max_backoff or settings.RELAY_MAX_BACKOFF_SECONDS
         self.lock_timeout = settings.RELAY_LOCK_TIMEOUT_SECONDS
-        self.using = using
-        self._stop = threading.Event()
-        self.heartbeat = Heartbeat("relay")
-        self._outages = OutageTracker(
-            logger, "relay", max_backoff=self.max_backoff, on_failure=self.heartbeat.record_error
-        )
+
+    def describe(self) -> str:
+        """The start line's fields: the broker (password masked), the batch size, the poll interval."""
+        return f"broker={self.publisher.broker} batch_size={self.batch_size} poll_interval={self.poll_interval:.1f}s"
 
     # --- one unit of work ---------------------------------------------------------------
 
@@ -114,15 +112,14 @@ class Relay:
             cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {limit_ms}")
 
     def _database_unavailable(self, exc: Exception) -> DatabaseUnavailable:
-        connections[self.using].close()
-        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip())
+        return database_unavailable(exc, using=self.using)
 
     # --- loops --------------------------------------------------------------------------
 
     def drain(self) -> BatchResult:
         """Publish everything pending now and return the totals; outages raise."""
         claimed = published = failed = 0
-        while not self._stop.is_set():
+        while not self.stopping:
             result = self.relay_batch()
             claimed, published, failed = claimed + result.claimed, published + result.published, failed + result.failed
             # Claim until a batch publishes nothing: a short batch does not mean the backlog is
@@ -132,48 +129,25 @@ class Relay:
                 break
         return BatchResult(claimed, published, failed)
 
-    def run(self) -> None:
-        """Relay until `stop()`: wake on commit, poll as a fallback, back off through outages."""
-        logger.info(
-            "relay.started broker=%s batch_size=%d poll_interval=%.1fs",
-            self.publisher.broker,
-            self.batch_size,
-            self.poll_interval,
-        )
-        while not self._stop.is_set():
-            try:
-                # LISTEN before claiming; a commit after the claim is caught by the wake gate.
-                self.listener.connect()
-                self.publisher.connect()
-                result = self.relay_batch()
-                self._beat()
-                self._outages.recovered()
-                if result.published > 0:
-                    continue  # more may be claimable now (see drain())
-                self._sleep_until_events()
-            except (BrokerUnavailable, DatabaseUnavailable, ListenerUnavailable) as exc:
-                if not isinstance(exc, BrokerUnavailable):
-                    # Both connections go to one database: when one died, the other most likely
-                    # did too. Renew both now, so one outage is one outage, not two in a row.
-                    self.listener.close()
-                    connections[self.using].close()
-                self._stop.wait(self._outages.began(exc))
-            except Exception as exc:
-                # A bug or an unforeseen error: log it with its stack, start from fresh
-                # connections and keep the loop alive; the batch rolled back and stays pending.
-                logger.exception("relay.unexpected_error retrying_with_backoff=true")
-                self.publisher.close()
-                self.listener.close()
-                connections[self.using].close()
-                self._stop.wait(self._outages.began(exc))
-        self.listener.close()
-        self.publisher.close()
-        self._clear_heartbeat()
-        logger.info("relay.stopped")
+    def work_once(self) -> None:
+        """Relay one batch; when it published nothing, sleep until a commit or the poll is due."""
+        # LISTEN before claiming; a commit after the claim is caught by the wake gate.
+        self.listener.connect()
+        self.publisher.connect()
+        if self.relay_batch().published > 0:
+            return  # more may be claimable now (see drain())
+        self._sleep_until_events()
 
-    def stop(self) -> None:
-        """Ask the loop to finish its current batch and return; safe from a signal handler."""
-        self._stop.set()
+    def disconnect(self, cause: BaseException | None = None) -> None:
+        """Close what `cause` broke (everything on stop or an unexpected error); the next batch reconnects it."""
+        if not isinstance(cause, DatabaseUnavailable):
+            self.publisher.close()
+        if isinstance(cause, BrokerUnavailable):
+            return  # the listener keeps its wake slot through a broker outage
+        # Both database connections go to one database: when one died, the other most likely
+        # did too. Renewing both at once makes one outage one outage, not two in a row.
+        self.listener.close()
+        connections[self.using].close()
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -192,23 +166,12 @@ class Relay:
 
     def _wait_for_events(self) -> None:
         deadline = time.monotonic() + self.poll_interval
-        while not self._stop.is_set():
+        while not self.stopping:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             if self.listener.wait(min(WAKE_CHECK_SECONDS, remaining)):
                 return
+            # Reads the broker's heartbeats too: unread, they look missed and the broker connection drops.
             self.publisher.heartbeat()
-            self._beat()
-
-    def _beat(self) -> None:
-        try:
-            self.heartbeat.beat(using=self.using)
-        except (OperationalError, InterfaceError) as exc:
-            raise self._database_unavailable(exc) from exc
-
-    def _clear_heartbeat(self) -> None:
-        try:
-            self.heartbeat.clear(using=self.using)
-        except (OperationalError, InterfaceError):
-            logger.warning("relay.heartbeat_not_cleared reason=database_unavailable")
+            self.beat()

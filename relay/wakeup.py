@@ -18,6 +18,7 @@ from psycopg import sql
 
 from outbox import wake_gate
 from outbox.models import NOTIFY_CHANNEL
+from outbox.worker import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 GATE_WAIT_SECONDS = 0.05
 
 
-class ListenerUnavailable(Exception):
+class ListenerUnavailable(DatabaseUnavailable):
     """The listening connection could not be opened or was lost."""
 
 

@@ -43,7 +43,7 @@ def test_a_dead_lettered_delivery_carries_the_reason_in_a_header(topology, broke
     consumer = NotificationsConsumer()
     [delivery] = get_messages(broker_channel, topology.queue_for("notifications"), expected=1)
 
-    consumer.on_message(delivery)
+    consumer.settle([delivery])
 
     [dead] = get_messages(broker_channel, topology.dead_letter_queue_for("notifications"), expected=1)
     assert dead.headers[REASON_HEADER] == "malformed envelope: attribute 'id' is missing or not a non-empty string"
@@ -64,7 +64,7 @@ def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(
 
     for _ in range(3):
         [delivery] = get_messages(broker_channel, queue, expected=1)
-        consumer.on_message(delivery)
+        consumer.settle([delivery])
 
     [dead] = get_messages(broker_channel, topology.dead_letter_queue_for("notifications"), expected=1)
     assert dead.headers[REASON_HEADER] == "handler failed on 3 deliveries: RuntimeError"
@@ -82,7 +82,7 @@ def test_a_transient_handler_failure_is_retried_and_applied_once(alice, bob, top
 
     for _ in range(2):
         [delivery] = get_messages(broker_channel, queue, expected=1)
-        consumer.on_message(delivery)
+        consumer.settle([delivery])
 
     assert Notification.objects.count() == 1
     assert queue_depth(broker_channel, topology.dead_letter_queue_for("notifications")) == 0

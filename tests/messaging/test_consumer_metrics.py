@@ -50,7 +50,7 @@ def test_a_batch_counts_new_events_and_absorbed_duplicates_after_commit(
     before = (processed(), duplicates(), latency("count"))
 
     with django_capture_on_commit_callbacks(execute=True):
-        consumer.on_messages(batch)
+        consumer.settle(batch)
 
     assert (processed() - before[0], duplicates() - before[1], latency("count") - before[2]) == (2, 1, 2)
 
@@ -91,7 +91,7 @@ def test_a_dead_lettered_delivery_is_counted(topology, broker_channel):
     consumer = NotificationsConsumer()
     before = (dead_lettered(), processed())
 
-    consumer.on_messages([delivery])
+    consumer.settle([delivery])
 
     assert (dead_lettered() - before[0], processed() - before[1]) == (1, 0)
     get_messages(broker_channel, topology.dead_letter_queue_for(CONSUMER), expected=1)

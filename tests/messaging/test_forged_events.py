@@ -73,14 +73,14 @@ def settle(channel, topology, expected: int) -> NotificationsConsumer:
     """Take `expected` deliveries off the notifications queue and settle them as one batch."""
     consumer = NotificationsConsumer()
     batch = get_messages(channel, topology.queue_for("notifications"), expected=expected)
-    consumer.on_messages(batch)
+    consumer.settle(batch)
     return consumer
 
 
 def settle_forged(consumer: NotificationsConsumer, channel, topology, body: bytes) -> None:
     """Publish one forged body and let `consumer` settle it; its dead-letter connection is closed."""
     publish(channel, topology, body)
-    consumer.on_messages(get_messages(channel, topology.queue_for("notifications"), expected=1))
+    consumer.settle(get_messages(channel, topology.queue_for("notifications"), expected=1))
     consumer._dead_letters.close()
 
 

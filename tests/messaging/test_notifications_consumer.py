@@ -153,7 +153,7 @@ def test_poison_goes_to_the_dead_letter_queue_and_the_next_message_still_flows(a
     consumer = NotificationsConsumer()
 
     for delivery in get_messages(broker_channel, queue, expected=2):
-        consumer.on_message(delivery)
+        consumer.settle([delivery])
 
     assert Notification.objects.count() == 1
     dead_letter_queue = topology.dead_letter_queue_for("notifications")
@@ -179,7 +179,7 @@ def test_a_redelivery_after_the_consumer_died_before_its_ack_gives_one_notificat
         channel = survivor.channel()
         [again] = get_messages(channel, queue, expected=1)
         assert again.delivery_info["redelivered"] is True
-        consumer.on_message(again)
+        consumer.settle([again])
         assert queue_depth(channel, queue) == 0
 
     assert Notification.objects.count() == 1
@@ -201,7 +201,7 @@ def test_a_batch_with_poison_duplicates_and_both_events_of_a_message_settles_in_
     # The same deliveries once more, as a redelivery would bring them.
     duplicate_bodies = [m.body for m in batch if m.body != b"poison"]
 
-    consumer.on_messages(batch)
+    consumer.settle(batch)
     for body in duplicate_bodies:
         assert consumer.handle_delivery(body) is Outcome.DUPLICATE
 

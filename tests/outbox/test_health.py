@@ -16,10 +16,10 @@ from tests.scraping import free_port
 pytestmark = pytest.mark.django_db
 
 
-def heartbeat(worker_id: str, kind: str, *, silent_for: float) -> WorkerHeartbeat:
+def heartbeat(worker_id: str, kind: str, *, silent_for: float, **fields) -> WorkerHeartbeat:
     beat_at = timezone.now() - timedelta(seconds=silent_for)
     return WorkerHeartbeat.objects.create(
-        worker_id=worker_id, kind=kind, hostname="host-a", pid=1234, started_at=beat_at, beat_at=beat_at
+        worker_id=worker_id, kind=kind, hostname="host-a", pid=1234, started_at=beat_at, beat_at=beat_at, **fields
     )
 
 
@@ -62,7 +62,7 @@ def test_readyz_is_ready_when_database_and_broker_answer(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["checks"] == {"database": {"ok": True}, "broker": {"ok": True}}
+    assert body["checks"] == {"database": {"ok": True}, "broker": {"ok": True}, "workers": {"ok": True}}
     assert "failing" not in body
 
 
@@ -116,11 +116,37 @@ def test_readyz_reports_workers_by_kind_alive_or_stalled(client, settings):
 
     assert response.status_code == 200
     assert response.json()["workers"] == {
-        "relay": {"alive": 1, "stalled": 1},
-        "consumer.notifications": {"alive": 1, "stalled": 0},
+        "relay": {"alive": 1, "stalled": 1, "failing": 0},
+        "consumer.notifications": {"alive": 1, "stalled": 0, "failing": 0},
     }
     # Which machine and process a worker runs on is for the ops dashboard, not a public probe.
     assert "host-a" not in response.content.decode()
+
+
+def test_readyz_is_unavailable_while_a_live_worker_keeps_failing_and_says_why(client, settings):
+    settings.WORKER_FAILING_AFTER = 3
+    heartbeat("relay-1", "relay", silent_for=1, consecutive_failures=2, last_error="BrokerUnavailable: refused")
+    heartbeat(
+        "consumer-1",
+        "consumer.notifications",
+        silent_for=1,
+        consecutive_failures=7,
+        last_error="DatabaseUnavailable: OperationalError: the server closed the connection",
+    )
+    # Silent for long: its count is stale, the stall is reported instead.
+    heartbeat("consumer-2", "consumer.notifications", silent_for=600, consecutive_failures=9)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["workers"]
+    assert body["checks"]["workers"] == {
+        "ok": False,
+        "error": "consumer.notifications: 7 failures in a row, last DatabaseUnavailable",
+    }
+    assert body["workers"]["consumer.notifications"] == {"alive": 1, "stalled": 1, "failing": 1}
+    assert body["workers"]["relay"]["failing"] == 0
 
 
 def test_readyz_stays_ready_with_no_worker_running(client):

@@ -180,7 +180,7 @@ def test_a_settled_batch_is_acked_whole_so_nothing_returns_when_the_consumer_dis
     # on the queue when the channel closes.
     relay_new_messages(alice, bob, 3)
     consumer = NotificationsConsumer()
-    deliveries = take(filesystem_broker, consumer.queue, expected=3, settle=consumer.on_messages)
+    deliveries = take(filesystem_broker, consumer.queue, expected=3, settle=consumer.settle)
 
     assert len(deliveries) == 3
     assert Notification.objects.count() == 3
@@ -195,7 +195,7 @@ def test_a_poison_delivery_is_republished_to_the_dead_letter_queue_with_its_reas
         Producer(channel, exchange=consumer.topology.events).publish(
             b"not json", routing_key="message.created", message_id="poison-1", content_type="application/json"
         )
-    take(filesystem_broker, consumer.queue, expected=1, settle=consumer.on_messages)
+    take(filesystem_broker, consumer.queue, expected=1, settle=consumer.settle)
     consumer._dead_letters.close()
 
     dead = take_all(filesystem_broker, consumer.topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER), expected=1)

@@ -191,3 +191,27 @@ def test_two_relay_processes_are_woken_on_commit_and_the_survivor_still_is_after
     second = Message.objects.create(sender=alice, receiver=bob, content="one asleep")
     wait_until(lambda: published(second), timeout=10, what="the survivor woken on commit")
     assert relays[1].poll() is None
+
+
+def test_an_idle_relay_serves_the_broker_heartbeats_and_logs_no_outage(topology, settings, caplog):
+    settings.BROKER_HEARTBEAT_SECONDS = 1
+    caplog.set_level(logging.DEBUG)
+    relay = Relay(poll_interval=POLL_NEVER)
+
+    with running(relay):
+        amqp_connection = wait_until(
+            lambda: relay.publisher.is_connected and relay.publisher._connection.connection, what="the publisher"
+        )
+        # py-amqp's `bytes_recv` counts frames read. The broker sends a heartbeat every half
+        # interval, and py-amqp gives up after two intervals without reading one: eight read are
+        # several intervals of idling on one connection.
+        received_before = amqp_connection.bytes_recv
+        wait_until(
+            lambda: amqp_connection.bytes_recv - received_before >= 8,
+            timeout=20,
+            what="eight of the broker's heartbeats read while idle",
+        )
+        assert relay.publisher._connection.connection is amqp_connection, "the same connection throughout"
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert not [line for line in lines if "relay.outage" in line or "unexpected_error" in line]

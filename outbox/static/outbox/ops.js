@@ -142,6 +142,10 @@
     drawChart("chart-published", rates.buckets, "published", rates.bucket_seconds);
     drawChart("chart-consumed", rates.buckets, "consumed", rates.bucket_seconds);
 
+    const workerState = (worker) => {
+      if (!worker.alive) return "stalled";
+      return worker.failing ? `failing (${worker.consecutive_failures} in a row)` : "alive";
+    };
     fillRows(
       "workers",
       snapshot.workers.map((worker) =>
@@ -150,7 +154,7 @@
           element("td", worker.worker_id, "mono"),
           `${worker.hostname} / ${worker.pid}`,
           when(worker.beat_at, now),
-          element("td", worker.alive ? "alive" : "stalled", worker.alive ? "ok" : "bad"),
+          element("td", workerState(worker), worker.alive && !worker.failing ? "ok" : "bad"),
           worker.last_error
             ? element("td", `${worker.last_error} (${when(worker.last_error_at, now)})`, "error-text")
             : "–",
