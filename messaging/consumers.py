@@ -13,6 +13,7 @@ class NotificationsConsumer(InboxConsumer):
     """`message.created` creates the receiver's notification; `message.read` marks it read."""
 
     name = NOTIFICATIONS_CONSUMER
+    accepted_versions = {MESSAGE_CREATED: (1,), MESSAGE_READ: (1,)}
 
     def handlers(self) -> dict[str, EventHandler]:
         return {MESSAGE_CREATED: self.apply_message_created, MESSAGE_READ: self.apply_message_read}

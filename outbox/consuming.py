@@ -40,7 +40,7 @@ from outbox.heartbeats import Heartbeat
 from outbox.inbox import record_many_in_inbox
 from outbox.metrics import ConsumerMetrics
 from outbox.outages import OutageTracker
-from outbox.schemas import validate_event_data
+from outbox.schemas import accept_event
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class InboxConsumer:
 
     #: The inbox key and the topology's queue name for this consumer.
     name: str = ""
+    #: Event type -> the schema versions the handlers read; older ones are upcast to them, newer
+    #: ones dead-lettered. A type not named here is taken in every registered version.
+    accepted_versions: dict[str, tuple[int, ...]] = {}
 
     def __init__(
         self,
@@ -147,10 +150,9 @@ class InboxConsumer:
         if event.event_type not in self.handlers():
             raise DeadLetter(f"unknown event type {event.event_type!r}")
         try:
-            validate_event_data(event.event_type, event.schema_version, event.data)
+            return accept_event(event, self.accepted_versions.get(event.event_type))
         except (UnknownEventType, InvalidEventPayload) as exc:
             raise DeadLetter(str(exc)) from exc
-        return event
 
     def apply_events(self, events: list[ReceivedEvent]) -> set[uuid.UUID]:
         """Record `events` in the inbox and apply the new ones, in one transaction; their ids."""

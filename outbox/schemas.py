@@ -1,5 +1,9 @@
 """The registry of event schemas: what each event type's `data` must look like, per version.
 
+A version, once published, never changes: a breaking change is a new version registered next to
+the old one, with a function that upcasts the previous version's data to it, so a consumer that
+accepts only the new version still applies events written before the change.
+
 Apps register a JSON Schema for every event type they emit (in their AppConfig.ready). The same
 schema is checked when an event is appended and when a consumer receives it, so a malformed
 event is refused at the door on both sides. JSON Schema (draft-07), because other teams' services
@@ -8,22 +12,29 @@ read it; compiled to Python by fastjsonschema, because it is checked on every wr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
 
-from outbox.errors import InvalidEventPayload, UnknownEventType
+from outbox.envelope import ReceivedEvent, data_schema_url
+from outbox.errors import InvalidEventPayload, UnknownEventType, UnsupportedEventVersion
 
 
 @dataclass(frozen=True)
 class EventSchema:
-    """The JSON Schema of one version of one event type."""
+    """The JSON Schema of one version of one event type.
+
+    `upcast_from_previous` turns valid data of version `version - 1` into data of this version;
+    without it, a consumer that accepts only this version dead-letters the previous one.
+    """
 
     event_type: str
     version: int
     schema: dict[str, Any]
+    upcast_from_previous: Callable[[Any], Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 _registry: dict[tuple[str, int], tuple[EventSchema, Callable[[Any], Any]]] = {}
@@ -66,3 +77,40 @@ def validate_event_data(event_type: str, version: int, data: Any) -> None:
         where = "/".join(str(part) for part in exc.path[1:]) or "(root)"
         # Name the rule that failed, never the value: message content must not reach a log line.
         raise InvalidEventPayload(f"{event_type} v{version} data at {where} fails {exc.rule!r}") from None
+
+
+def accept_event(event: ReceivedEvent, accepted_versions: Collection[int] | None = None) -> ReceivedEvent:
+    """`event` checked against its schema and brought to a version in `accepted_versions`.
+
+    Raises `UnknownEventType` or `InvalidEventPayload` for data its schema refuses or a `dataschema`
+    that is not this service's, `UnsupportedEventVersion` for a version newer than every accepted
+    one or one that no chain of registered upcasters leads to an accepted one. `None` accepts
+    every registered version as it is.
+    """
+    version, data = event.schema_version, event.data
+    expected_schema = data_schema_url(event.event_type, version)
+    if event.dataschema != expected_schema:
+        raise UnknownEventType(f"dataschema is not this service's schema of {event.event_type} v{version}")
+    if accepted_versions and version > max(accepted_versions):
+        raise UnsupportedEventVersion(
+            f"{event.event_type} v{version} is newer than the versions this consumer accepts "
+            f"({_versions(accepted_versions)}); upgrade the consumer to read it"
+        )
+    validate_event_data(event.event_type, version, data)
+    if not accepted_versions or version in accepted_versions:
+        return event
+    while version not in accepted_versions:
+        entry = _registry.get((event.event_type, version + 1))
+        if entry is None or entry[0].upcast_from_previous is None:
+            raise UnsupportedEventVersion(
+                f"{event.event_type} v{version} has no upcast to v{version + 1}; "
+                f"this consumer accepts {_versions(accepted_versions)}"
+            )
+        data = entry[0].upcast_from_previous(data)
+        version += 1
+        validate_event_data(event.event_type, version, data)
+    return dataclasses.replace(event, schema_version=version, data=data)
+
+
+def _versions(versions: Collection[int]) -> str:
+    return ", ".join(f"v{version}" for version in sorted(versions))
