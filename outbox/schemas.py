@@ -58,6 +58,18 @@ def registered_schemas() -> list[EventSchema]:
     return [schema for schema, _ in sorted(_registry.values(), key=lambda item: (item[0].event_type, item[0].version))]
 
 
+def schema_of(event_type: str, version: int) -> EventSchema:
+    """The registered schema of `event_type` version `version`; `UnknownEventType` if there is none."""
+    return _entry(event_type, version)[0]
+
+
+def _entry(event_type: str, version: int) -> tuple[EventSchema, Callable[[Any], Any]]:
+    entry = _registry.get((event_type, version))
+    if entry is None:
+        raise UnknownEventType(f"no schema is registered for event type {event_type!r} version {version}")
+    return entry
+
+
 def latest_version(event_type: str) -> int:
     """The newest registered version of `event_type`."""
     version = _latest.get(event_type)
@@ -68,11 +80,9 @@ def latest_version(event_type: str) -> int:
 
 def validate_event_data(event_type: str, version: int, data: Any) -> None:
     """Raise `UnknownEventType` or `InvalidEventPayload` unless `data` fits the registered schema."""
-    entry = _registry.get((event_type, version))
-    if entry is None:
-        raise UnknownEventType(f"no schema is registered for event type {event_type!r} version {version}")
+    check = _entry(event_type, version)[1]
     try:
-        entry[1](data)
+        check(data)
     except fastjsonschema.JsonSchemaValueException as exc:
         where = "/".join(str(part) for part in exc.path[1:]) or "(root)"
         # Name the rule that failed, never the value: message content must not reach a log line.
