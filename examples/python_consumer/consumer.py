@@ -117,14 +117,17 @@ def main() -> None:
     schemas = SchemaCache(options.schema_base_url)
     database = open_inbox(options.database)
     exchange = Exchange(options.exchange, type="topic", durable=True)
+    # A quorum queue: replicated, and it counts redeliveries.
+    queue_arguments = {"x-queue-type": "quorum"}
+    if options.dead_letter_exchange:
+        # What this consumer refuses is kept there to be looked at, instead of being dropped.
+        queue_arguments["x-dead-letter-exchange"] = options.dead_letter_exchange
     queue = Queue(
         options.queue,
         exchange=exchange,
         routing_key=options.binding_key,
         durable=True,
-        # A quorum queue: replicated, and it counts redeliveries. Add x-dead-letter-exchange here
-        # to keep what you refuse.
-        queue_arguments={"x-queue-type": "quorum"},
+        queue_arguments=queue_arguments,
     )
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -158,6 +161,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--exchange", default="messaging.events")
     parser.add_argument("--queue", default="example-team.python-consumer")
     parser.add_argument("--binding-key", default="message.*", help="topic pattern of the event types to receive")
+    parser.add_argument("--dead-letter-exchange", default="", help="your exchange for the deliveries refused")
     parser.add_argument("--schema-base-url", default="http://127.0.0.1:8000/api/events/schemas")
     parser.add_argument("--database", default="inbox.sqlite3", help="the SQLite file that remembers applied events")
     return parser.parse_args()
