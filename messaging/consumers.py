@@ -1,8 +1,12 @@
-"""The notifications consumer: builds each user's Notification rows from message events."""
+"""The notifications consumer: builds each user's Notification rows from message events.
+
+Each batch also appends `notification.created` / `notification.read` for what it changed, in the
+same transaction (`messaging/notification_events.py`).
+"""
 
 from __future__ import annotations
 
-from messaging import services
+from messaging import notification_events, services
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ
 from messaging.topology import NOTIFICATIONS_CONSUMER
 from outbox.consuming import EventHandler, InboxConsumer
@@ -19,7 +23,9 @@ class NotificationsConsumer(InboxConsumer):
         return {MESSAGE_CREATED: self.apply_message_created, MESSAGE_READ: self.apply_message_read}
 
     def apply_batch(self, events: list[ReceivedEvent]) -> None:
-        services.apply_message_events([(event.event_type, event.event_id, event.data) for event in events])
+        notification_events.apply_message_events_announcing_notifications(
+            [(event.event_type, event.event_id, event.data) for event in events]
+        )
 
     @staticmethod
     def apply_message_created(event: ReceivedEvent) -> None:

@@ -12,7 +12,7 @@ from outbox.broker import load_topology
 
 # Raised in its minor part for an additive change (a new event type or version), in its major
 # part never: a breaking change is a new version of an event, published next to the old one.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 COMMITTED_DOCUMENT = Path(settings.BASE_DIR) / "docs" / "asyncapi.yaml"
 
 DESCRIPTION = """\

@@ -3,6 +3,8 @@
 - `messaging.events`: durable topic exchange; routing key = event type (`message.created`).
 - `messaging.notifications`: the notifications consumer's queue, bound to `message.*`.
 - `messaging.dead-letter` → `messaging.notifications.dead-letter`: what that consumer refuses.
+- `messaging.notification-events`: bound to `notification.*`, for the services that tell users
+  (push, e-mail, websockets); bounded, since it may have no consumer yet.
 
 Queues are quorum queues: replicated and fsynced before the broker confirms a publish, and they
 count deliveries (`x-delivery-count`), so a message that keeps failing can be bounded. The
@@ -17,6 +19,10 @@ from kombu import Exchange, Queue
 from outbox.broker import Topology
 
 NOTIFICATIONS_CONSUMER = "notifications"
+NOTIFICATION_EVENTS_CONSUMER = "notification-events"
+# Every publish is mandatory: a notification event needs a queue bound for it even before any
+# delivery service consumes it. Past this many, the oldest are dropped (quorum queues' drop-head).
+NOTIFICATION_EVENTS_MAX_LENGTH = 100_000
 
 
 def build_topology(namespace: str = "") -> Topology:
@@ -46,9 +52,20 @@ def build_topology(namespace: str = "") -> Topology:
         durable=True,
         queue_arguments={"x-queue-type": "quorum"},
     )
+    notification_events = Queue(
+        f"{namespace}messaging.notification-events",
+        exchange=events,
+        routing_key="notification.*",
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-single-active-consumer": True,
+            "x-max-length": NOTIFICATION_EVENTS_MAX_LENGTH,
+        },
+    )
     return Topology(
         events=events,
-        queues={NOTIFICATIONS_CONSUMER: notifications},
+        queues={NOTIFICATIONS_CONSUMER: notifications, NOTIFICATION_EVENTS_CONSUMER: notification_events},
         dead_letter_exchange=dead_letter,
         dead_letter_queues={NOTIFICATIONS_CONSUMER: notifications_dead_letter},
     )
