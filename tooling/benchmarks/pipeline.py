@@ -279,6 +279,7 @@ class PipelineBench:
         )
         queue = self.topology.queue_for(NOTIFICATIONS_CONSUMER).name
         settled, consume_seconds = consume(dsn, settings.BROKER_URL, queue, published, self.config.prefetch)
+        self._discard_notification_events()
         self.progress("raw limits", 1, 1)
         return published / relay_seconds, settled / consume_seconds
 
