@@ -281,6 +281,10 @@ BROKER_TOPOLOGY = os.environ.get("BROKER_TOPOLOGY", "messaging.topology.build_to
 
 # CloudEvents `source` attribute of every event this service publishes.
 OUTBOX_EVENT_SOURCE = os.environ.get("OUTBOX_EVENT_SOURCE", "/messaging-service")
+# Where the event schemas are published (`<base>/<type>/v<version>.json`), named by every event's
+# CloudEvents `dataschema`; the default is the local web address. Consumers refuse an event whose
+# `dataschema` is not under it, so publisher and consumers must agree on it.
+EVENT_SCHEMA_BASE_URL = os.environ.get("EVENT_SCHEMA_BASE_URL", "http://127.0.0.1:8000/api/events/schemas").rstrip("/")
 
 RELAY_BATCH_SIZE = _env_int("RELAY_BATCH_SIZE", 500)
 # Fallback poll when no NOTIFY arrives (a lost notification, a relay started late).

@@ -3,6 +3,8 @@
 - `messaging.events`: durable topic exchange; routing key = event type (`message.created`).
 - `messaging.notifications`: the notifications consumer's queue, bound to `message.*`.
 - `messaging.dead-letter` → `messaging.notifications.dead-letter`: what that consumer refuses.
+- `messaging.notification-events`: bound to `notification.*`, for the services that tell users
+  (push, e-mail, websockets); bounded, since it may have no consumer yet.
 
 Queues are quorum queues: replicated and fsynced before the broker confirms a publish, and they
 count deliveries (`x-delivery-count`), so a message that keeps failing can be bounded: the
@@ -32,6 +34,10 @@ NOTHING = "^$"
 # Above the consumer's own retries (CONSUMER_MAX_DELIVERIES), so that its dead letter, which
 # carries the reason, comes first; the broker's bound catches what kills the consumer outright.
 DELIVERY_LIMIT = 20
+NOTIFICATION_EVENTS_CONSUMER = "notification-events"
+# Every publish is mandatory: a notification event needs a queue bound for it even before any
+# delivery service consumes it. Past this many, the oldest are dropped (quorum queues' drop-head).
+NOTIFICATION_EVENTS_MAX_LENGTH = 100_000
 
 
 def build_topology(namespace: str = "") -> Topology:
@@ -62,9 +68,20 @@ def build_topology(namespace: str = "") -> Topology:
         durable=True,
         queue_arguments={"x-queue-type": "quorum"},
     )
+    notification_events = Queue(
+        f"{namespace}messaging.notification-events",
+        exchange=events,
+        routing_key="notification.*",
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-single-active-consumer": True,
+            "x-max-length": NOTIFICATION_EVENTS_MAX_LENGTH,
+        },
+    )
     return Topology(
         events=events,
-        queues={NOTIFICATIONS_CONSUMER: notifications},
+        queues={NOTIFICATIONS_CONSUMER: notifications, NOTIFICATION_EVENTS_CONSUMER: notification_events},
         dead_letter_exchange=dead_letter,
         dead_letter_queues={NOTIFICATIONS_CONSUMER: notifications_dead_letter},
     )
@@ -83,8 +100,9 @@ def broker_permissions(namespace: str = "") -> dict[str, BrokerPermissions]:
     """Least privilege per role of this service; `namespace` is a regex for BROKER_NAMESPACE.
 
     - relay: declares and publishes to the events exchange, reads nothing;
-    - consumer: declares its queues and the dead-letter exchange, binds them (write on the
-      queue, read on the exchange), consumes its queue, publishes only dead letters;
+    - consumer: declares its queues, the notification events' queue and the dead-letter exchange,
+      binds them (write on the queue, read on the exchange), consumes its queue, publishes only
+      dead letters;
     - replay: publishes to the events exchange, or to one queue through the default exchange;
     - monitor: connects and counts queues (passive declares need no permission), nothing else.
     """
@@ -93,7 +111,8 @@ def broker_permissions(namespace: str = "") -> dict[str, BrokerPermissions]:
     dead_letter = topology.dead_letter_exchange.name
     queue = topology.queue_for(NOTIFICATIONS_CONSUMER).name
     dead_letter_queue = topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER).name
-    consumer_owns = _names(namespace, dead_letter, queue, dead_letter_queue)
+    notification_events = topology.queue_for(NOTIFICATION_EVENTS_CONSUMER).name
+    consumer_owns = _names(namespace, dead_letter, queue, dead_letter_queue, notification_events)
     return {
         "relay": BrokerPermissions(configure=_names(namespace, events), write=_names(namespace, events), read=NOTHING),
         "consumer": BrokerPermissions(

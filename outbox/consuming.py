@@ -48,7 +48,7 @@ from outbox.failpoints import failpoint
 from outbox.inbox import record_many_in_inbox
 from outbox.log_safety import message_id, quoted, raised_at
 from outbox.metrics import ConsumerMetrics
-from outbox.schemas import validate_event_data
+from outbox.schemas import accept_event
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, DependencyUnavailable, Worker, database_unavailable
 
 __all__ = ["ConsumerStats", "DatabaseUnavailable", "DeadLetter", "EventHandler", "InboxConsumer", "Outcome"]
@@ -89,6 +89,12 @@ class InboxConsumer(Worker):
     #: The inbox key and the topology's queue name for this consumer.
     name: str = ""
     log_prefix = "consumer"
+    #: Event type -> the schema versions the handlers read; older ones are upcast to them, newer
+    #: ones dead-lettered. A type not named here is taken in every registered version.
+    accepted_versions: dict[str, tuple[int, ...]] = {}
+    #: Other queues of the topology this consumer declares with its own user: those of the events
+    #: it appends, so that they have somewhere to go before any service consumes them.
+    declares_queues_of: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -243,12 +249,11 @@ class InboxConsumer(Worker):
         if event.event_type not in self.handlers():
             raise DeadLetter(f"unknown event type {quoted(event.event_type)}")
         try:
-            validate_event_data(event.event_type, event.schema_version, event.data)
+            return accept_event(event, self.accepted_versions.get(event.event_type))
         except (UnknownEventType, InvalidEventPayload) as exc:
             raise DeadLetter(str(exc)) from exc
         except Exception as exc:  # e.g. data nested past the validator's recursion limit
             raise DeadLetter(f"{event.event_type} data cannot be checked ({type(exc).__name__})") from exc
-        return event
 
     def apply_batch(self, events: list[ReceivedEvent]) -> None:
         """Apply new events in delivery order, inside the inbox transaction.
@@ -377,7 +382,8 @@ class InboxConsumer(Worker):
         if self._declares_whole_topology:
             declare_topology(channel, self.topology)
         else:
-            declare_consumer_queues(channel, self.topology, self.name)
+            for name in (self.name, *self.declares_queues_of):
+                declare_consumer_queues(channel, self.topology, name)
         # Declared just above; kombu's own declare would declare the events exchange too.
         consumer = Consumer(
             channel, queues=[self.queue], on_message=self._received.append, accept=None, auto_declare=False

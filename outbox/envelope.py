@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from django.conf import settings
+
 from outbox.errors import MalformedEnvelope
 
 SPEC_VERSION = "1.0"
@@ -27,7 +29,7 @@ SEQUENCE_ATTRIBUTE = "sequence"
 # AMQP delivery_mode 2: the broker writes the message to disk in a durable queue.
 PERSISTENT = 2
 
-_REQUIRED_STRINGS = ("id", "source", "type", "subject", "time")
+_REQUIRED_STRINGS = ("id", "source", "type", "subject", "time", "dataschema")
 
 # A JSON string literal of a str, exactly as json.dumps writes one (ASCII-only, escaped).
 _quote = encode_basestring_ascii
@@ -62,10 +64,17 @@ class ReceivedEvent:
     aggregate_type: str
     data: Any
     sequence: int | None = None
+    dataschema: str = ""
 
 
 def format_sequence(outbox_id: int) -> str:
     return f"{outbox_id:020d}"
+
+
+def data_schema_url(event_type: str, schema_version: int, base_url: str | None = None) -> str:
+    """The URL where the `data` schema of `event_type` version `schema_version` is published."""
+    base = settings.EVENT_SCHEMA_BASE_URL if base_url is None else base_url
+    return f"{base}/{event_type}/v{schema_version}.json"
 
 
 def format_time(moment: datetime) -> str:
@@ -73,8 +82,8 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def encode_event(event: OutgoingEvent, *, source: str) -> bytes:
-    """The structured-mode CloudEvents JSON body of `event`.
+def encode_event(event: OutgoingEvent, *, source: str, schema_base_url: str | None = None) -> bytes:
+    """The structured-mode CloudEvents JSON body of `event`; its `dataschema` under `schema_base_url`.
 
     Written out by hand because the relay encodes every event: byte for byte what
     `json.dumps(attributes, separators=(",", ":"))` gives (a test holds it to that), at a fraction
@@ -85,6 +94,7 @@ def encode_event(event: OutgoingEvent, *, source: str) -> bytes:
         f'{{"specversion":"{SPEC_VERSION}","id":"{event.event_id}","source":{_quote(source)},'
         f'"type":{_quote(event.event_type)},"subject":{_quote(event.aggregate_id)},'
         f'"time":"{format_time(event.occurred_at)}","datacontenttype":"{DATA_CONTENT_TYPE}",'
+        f'"dataschema":{_quote(data_schema_url(event.event_type, int(event.schema_version), schema_base_url))},'
         f'"{SCHEMA_VERSION_ATTRIBUTE}":{int(event.schema_version)},'
         f'"{AGGREGATE_TYPE_ATTRIBUTE}":{_quote(event.aggregate_type)},'
         f'"{SEQUENCE_ATTRIBUTE}":"{format_sequence(event.id)}","data":{event.payload_json}}}'
@@ -152,4 +162,5 @@ def decode_event(body: bytes | str) -> ReceivedEvent:
         aggregate_type=str(document.get(AGGREGATE_TYPE_ATTRIBUTE, "")),
         data=document["data"],
         sequence=int(sequence) if sequence is not None else None,
+        dataschema=document["dataschema"],
     )

@@ -13,6 +13,10 @@ class UnknownEventType(OutboxError):
     """No schema is registered for the event type (and version)."""
 
 
+class UnsupportedEventVersion(UnknownEventType):
+    """The event's schema version is one the consumer does not accept and cannot upcast."""
+
+
 class InvalidEventPayload(OutboxError):
     """The payload does not match the schema registered for its event type, or JSON cannot encode it."""
 

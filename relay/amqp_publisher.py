@@ -68,6 +68,7 @@ class BasePublisher:
         self._declare = declare
         self._topology = topology or load_topology()
         self._source = source or settings.OUTBOX_EVENT_SOURCE
+        self._schema_base_url = settings.EVENT_SCHEMA_BASE_URL
         self._max_bytes = settings.OUTBOX_MAX_EVENT_BYTES
         self._connection = None
         self._channel = None
@@ -167,7 +168,7 @@ class ConfirmingPublisher(BasePublisher):
         writer = self._batch_writer()
         try:
             for event in events:
-                body = encode_event(event, source=self._source)
+                body = encode_event(event, source=self._source, schema_base_url=self._schema_base_url)
                 if refusal := self._size_refusal(body):
                     outcome.failed[event.id] = refusal
                     continue

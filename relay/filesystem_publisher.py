@@ -109,7 +109,7 @@ class LocalPublisher(BasePublisher):
         return set(channel.typeof(exchange).lookup(channel.get_table(exchange), exchange, routing_key, None))
 
     def _publish(self, event: OutgoingEvent, to_queue: str | None) -> str | None:
-        body = encode_event(event, source=self._source)
+        body = encode_event(event, source=self._source, schema_base_url=self._schema_base_url)
         if refusal := self._size_refusal(body):
             return refusal
         properties = amqp_properties(event)

@@ -4,7 +4,9 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from messaging.api import contract_views
 from messaging.api.views import MessageViewSet, NotificationViewSet, api_root
+from outbox import schema_views
 
 app_name = "api"
 
@@ -18,4 +20,8 @@ urlpatterns = [
     *router.urls,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The event contract: public, like the API's own schema (EVENT_SCHEMA_BASE_URL points here).
+    path("events/asyncapi.json", contract_views.asyncapi_json, name="asyncapi-json"),
+    path("events/asyncapi.yaml", contract_views.asyncapi_yaml_document, name="asyncapi-yaml"),
+    path("events/schemas/<str:event_type>/v<int:version>.json", schema_views.event_schema, name="event-schema"),
 ]

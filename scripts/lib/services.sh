@@ -165,6 +165,29 @@ ensure_broker_users() {
     export REPLAY_BROKER_URL="amqp://outbox-test-replay:$TEST_BROKER_PASSWORD@$base"
 }
 
+# The node projects the tests run: the official AsyncAPI parser (contract-tests/) and the node
+# consumer example. Installed with `npm ci` from their committed lock files when node_modules is
+# missing or the lock changed since the last successful install.
+NODE_PROJECTS=(contract-tests examples/node_consumer)
+ensure_node_packages() {
+    command -v node >/dev/null && command -v npm >/dev/null \
+        || die "node and npm are not installed (node 20 runs the AsyncAPI parser and the node consumer example)"
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    [ "$major" -ge 20 ] || die "node $major is too old; the contract tests need node 20"
+    local project stamp wanted
+    for project in "${NODE_PROJECTS[@]}"; do
+        stamp="$ROOT/$project/node_modules/.package-lock.sha256"
+        wanted="$(sha256sum "$ROOT/$project/package-lock.json" | cut -d' ' -f1)"
+        if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+            say "installing the node packages of $project (npm ci, from its package-lock.json)"
+            (cd "$ROOT/$project" && npm ci --no-audit --no-fund --loglevel=error) \
+                || die "npm ci failed in $project (see npm's output above; it needs the npm registry)"
+            echo "$wanted" > "$stamp"
+        fi
+    done
+}
+
 # Debian's chromium, which the ops dashboard's browser test drives through Playwright (Playwright
 # never downloads a browser of its own here). Installed with apt-get when missing and we are root.
 CHROMIUM=/usr/bin/chromium

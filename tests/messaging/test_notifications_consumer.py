@@ -13,6 +13,7 @@ from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from outbox.broker import broker_connection
 from outbox.consuming import DeadLetter, Outcome
+from outbox.envelope import data_schema_url
 from outbox.models import InboxEntry
 from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_until
 
@@ -121,6 +122,9 @@ def cloudevent(**overrides) -> bytes:
         "data": {"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
     }
     document.update(overrides)
+    # The schema it names follows its type and version unless the test names another (or none).
+    document.setdefault("dataschema", data_schema_url(document["type"], document.get("schemaversion", 1)))
+    document = {key: value for key, value in document.items() if value is not None}
     return json.dumps(document).encode()
 
 
@@ -131,9 +135,11 @@ def cloudevent(**overrides) -> bytes:
         (b"not json at all", "malformed envelope"),
         (cloudevent(type="message.deleted"), "unknown event type"),
         (cloudevent(data={"message_id": "nope"}), "fails"),
-        (cloudevent(schemaversion=9), "version 9"),
+        (cloudevent(schemaversion=9), "v9 is newer than the versions this consumer accepts"),
+        (cloudevent(dataschema=None), "'dataschema' is missing"),
+        (cloudevent(dataschema="https://elsewhere.example/message.read/v1.json"), "dataschema is not this service's"),
     ],
-    ids=["not-json", "unknown-type", "bad-data", "unknown-version"],
+    ids=["not-json", "unknown-type", "bad-data", "newer-version", "no-dataschema", "foreign-dataschema"],
 )
 def test_malformed_or_unknown_events_are_refused_for_the_dead_letter_queue(body, reason):
     with pytest.raises(DeadLetter, match=reason):

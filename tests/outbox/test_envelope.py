@@ -30,7 +30,8 @@ def outgoing(**overrides) -> OutgoingEvent:
     return OutgoingEvent(**fields)
 
 
-def test_encoded_event_is_a_cloudevents_1_0_structured_document():
+def test_encoded_event_is_a_cloudevents_1_0_structured_document(settings):
+    settings.EVENT_SCHEMA_BASE_URL = "http://127.0.0.1:8000/api/events/schemas"
     event = outgoing()
 
     document = json.loads(encode_event(event, source="/messaging-service"))
@@ -43,6 +44,7 @@ def test_encoded_event_is_a_cloudevents_1_0_structured_document():
         "subject": event.aggregate_id,
         "time": "2026-11-24T06:00:00.123456Z",
         "datacontenttype": "application/json",
+        "dataschema": "http://127.0.0.1:8000/api/events/schemas/message.read/v1.json",
         "schemaversion": 1,
         "aggregatetype": "message",
         "sequence": "00000000000000000042",
@@ -78,13 +80,14 @@ def test_encoded_event_is_exactly_what_json_dumps_writes(
         "subject": aggregate_id,
         "time": "2026-11-24T06:00:00.123456Z",
         "datacontenttype": "application/json",
+        "dataschema": f"https://schemas.example/{event_type}/v{schema_version}.json",
         "schemaversion": schema_version,
         "aggregatetype": aggregate_type,
         "sequence": f"{outbox_id:020d}",
     }
     expected = json.dumps(attributes, separators=(",", ":"))[:-1] + ',"data":' + event.payload_json + "}"
 
-    assert encode_event(event, source=source) == expected.encode()
+    assert encode_event(event, source=source, schema_base_url="https://schemas.example") == expected.encode()
 
 
 def test_amqp_properties_carry_the_event_id_content_type_and_persistence():
@@ -137,6 +140,7 @@ def with_value(key: str, value) -> dict:
         (json.dumps(without("id")).encode(), "'id'"),
         (json.dumps(without("type")).encode(), "'type'"),
         (json.dumps(without("data")).encode(), "'data'"),
+        (json.dumps(without("dataschema")).encode(), "'dataschema'"),
         (json.dumps(with_value("id", "not-a-uuid")).encode(), "not a UUID"),
         (json.dumps(with_value("time", "yesterday")).encode(), "RFC 3339"),
         (json.dumps(with_value("schemaversion", "one")).encode(), "schemaversion"),
@@ -149,6 +153,7 @@ def with_value(key: str, value) -> dict:
         "no-id",
         "no-type",
         "no-data",
+        "no-dataschema",
         "bad-id",
         "bad-time",
         "bad-version",

@@ -152,7 +152,10 @@ def test_a_consumer_replay_skips_types_its_queue_is_not_bound_for(alice, bob, to
         (["--since", "2026-11-24T10:00Z", "--until", "2026-11-24T09:00Z"], "must be before until"),
         (["--since", "2026-11-24", "--until", "2026-11-24"], "must be before until"),
         (["--type", "message.craeted"], "unknown event type message.craeted; known types: "),
-        (["--consumer", "billing"], "the topology has no consumer 'billing'; its consumers: notifications"),
+        (
+            ["--consumer", "billing"],
+            "the topology has no consumer 'billing'; its consumers: notification-events, notifications",
+        ),
         (["--forget-inbox"], "forgetting inbox entries needs a consumer"),
         (["--batch-size", "0"], "'0' is not a batch size: a whole number from 1 to 100,000"),
         (["--batch-size", "99999999999999999999"], "is not a batch size"),

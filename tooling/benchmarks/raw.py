@@ -1,7 +1,7 @@
 """The machine's own limit: minimal hand-written loops with raw psycopg and py-amqp.
 
 They do what the relay and the consumer do at their core and nothing else: claim → publish with
-batched confirms → mark published; and insert the same inbox and notification rows → commit →
+batched confirms → mark published; and insert the same inbox, notification and notification-event rows → commit →
 ack, with no envelope or schema checks and no framework. The benchmark divides our figures by
 these. `raw_sink_consumer` only inserts each event id into a bare table: the broker-and-commit
 floor of any consumer, printed for reference.
@@ -94,15 +94,30 @@ _RAW_INBOX_SQL = f"""
     FROM jsonb_to_recordset(%s::jsonb) AS b(event_id uuid, type text, subject text, sequence text)
     ON CONFLICT (consumer, event_id) DO NOTHING
 """
+# And, as ours does, each new notification's notification.created event in the outbox, in the
+# same statement (the schema check and the envelope are ours alone, as for the consumed events).
 _RAW_NOTIFICATIONS_SQL = f"""
-    INSERT INTO {Notification._meta.db_table}
-        (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
-         source_event_id)
-    SELECT gen_random_uuid(), m.receiver_id, m.message_id, 'message', 'New message from ' || b.sender,
-           left(b.content, 100), m.is_read, now(), b.event_id
-    FROM jsonb_to_recordset(%s::jsonb) AS b(event_id uuid, message_id uuid, sender text, content text)
-    JOIN {Message._meta.db_table} m ON m.message_id = b.message_id
-    ON CONFLICT (source_event_id) DO NOTHING
+    WITH created AS (
+        INSERT INTO {Notification._meta.db_table}
+            (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
+             source_event_id)
+        SELECT gen_random_uuid(), m.receiver_id, m.message_id, 'message', 'New message from ' || b.sender,
+               left(b.content, 100), m.is_read, now(), b.event_id
+        FROM jsonb_to_recordset(%s::jsonb) AS b(event_id uuid, message_id uuid, sender text, content text)
+        JOIN {Message._meta.db_table} m ON m.message_id = b.message_id
+        ON CONFLICT (source_event_id) DO NOTHING
+        RETURNING *
+    )
+    INSERT INTO {OutboxEvent._meta.db_table}
+        (event_id, aggregate_type, aggregate_id, event_type, schema_version, occurred_at, payload, headers,
+         attempts, last_error)
+    SELECT gen_random_uuid(), 'notification', c.notification_id::text, 'notification.created', 1, now(),
+           jsonb_build_object('notification_id', c.notification_id, 'user_id', c.user_id,
+                              'message_id', c.message_id, 'notification_type', c.notification_type,
+                              'title', c.title, 'content', c.content, 'is_read', c.is_read,
+                              'created_at', c.created_at),
+           '{{}}'::jsonb, 0, ''
+    FROM created c
 """
 
 
