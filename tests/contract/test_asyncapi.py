@@ -110,7 +110,7 @@ def test_every_delivery_on_the_wire_matches_its_message_definition(
     for _ in range(2):
         relay_pending_events()
         for delivery in get_messages(broker_channel, topology.queue_for(NOTIFICATIONS_CONSUMER), expected=1):
-            consumer.on_message(delivery)
+            consumer.settle([delivery])
         message.is_read = True
         message.save()
     relay_pending_events()

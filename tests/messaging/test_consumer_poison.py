@@ -15,6 +15,7 @@ from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from outbox.broker import broker_connection
 from outbox.dead_letters import REASON_HEADER
+from outbox.envelope import data_schema_url
 from tests.helpers import get_messages, queue_depth, relay_pending_events, run_in_thread, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,6 +32,8 @@ def forged_event(**overrides) -> dict:
         "subject": "x",
         "time": "2026-01-01T00:00:00Z",
         "sequence": "1",
+        # Ours, so that each case reaches the check it is about (a forger copies it from any event).
+        "dataschema": data_schema_url("message.created", 1),
         "data": {},
     }
     document.update(overrides)

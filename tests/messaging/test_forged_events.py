@@ -21,6 +21,7 @@ from messaging.events import MESSAGE_CREATED, MESSAGE_READ
 from messaging.models import Message, Notification
 from outbox.consuming import DeadLetter, Outcome
 from outbox.dead_letters import REASON_HEADER
+from outbox.envelope import data_schema_url
 from outbox.models import InboxEntry
 from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_until
 
@@ -57,6 +58,8 @@ def envelope(event_type: str, data: dict, *, event_id: str | None = None) -> byt
             "subject": data["message_id"],
             "time": "2026-01-01T00:00:00Z",
             "datacontenttype": "application/json",
+            # Ours: a forger copies it from any real event.
+            "dataschema": data_schema_url(event_type, 1),
             "data": data,
         }
     ).encode()

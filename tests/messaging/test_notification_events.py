@@ -86,7 +86,7 @@ def test_a_notification_created_already_read_is_announced_by_its_created_event_a
     message.save()
     created, read = deliveries(broker_channel, topology, 2)
 
-    NotificationsConsumer().on_messages([created, read])
+    NotificationsConsumer().settle([created, read])
 
     [event] = notification_events()
     assert event.event_type == NOTIFICATION_CREATED
@@ -112,12 +112,12 @@ def test_the_relay_publishes_each_notifications_events_in_order(alice, bob, topo
     messages = [Message.objects.create(sender=alice, receiver=bob, content=f"n{i}") for i in range(3)]
     consumer = NotificationsConsumer()
     for delivery in deliveries(broker_channel, topology, 3):
-        consumer.on_message(delivery)
+        consumer.settle([delivery])
     for message in messages:
         message.is_read = True
         message.save()
     for delivery in deliveries(broker_channel, topology, 3):
-        consumer.on_message(delivery)
+        consumer.settle([delivery])
     relay_pending_events()
 
     published = get_messages(broker_channel, topology.queue_for(NOTIFICATION_EVENTS_CONSUMER), expected=6)

@@ -28,6 +28,10 @@ DATABASES["default"]["OPTIONS"] = {"server_side_binding": False}
 BROKER_URL = os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BROKER_TRANSPORT_OPTIONS = {}
 BROKER_NAMESPACE = os.environ.get("BROKER_NAMESPACE", "")
+# One broker user per role is the production setup (docs/security.md); empty, every role uses
+# BROKER_URL, as this example does.
+RELAY_BROKER_URL = CONSUMER_BROKER_URL = REPLAY_BROKER_URL = ""
+BROKER_HEARTBEAT_SECONDS = 30
 BROKER_TOPOLOGY = "parcels.topology.build_topology"
 
 # --- what the outbox and the relay read -----------------------------------------------------------
@@ -50,6 +54,7 @@ CONSUMER_RETRY_MAX_DELAY_SECONDS = 5.0
 CONSUMER_MAX_BACKOFF_SECONDS = 30.0
 WORKER_HEARTBEAT_SECONDS = 5.0
 WORKER_STALL_SECONDS = 30.0
+WORKER_FAILING_AFTER = 3
 WORKER_METRICS_ADDRESS = "127.0.0.1"
 PROMETHEUS_MULTIPROC_DIR = ""
 METRICS_TOKEN = ""
