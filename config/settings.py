@@ -242,8 +242,9 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- Cache ----------------------------------------------------------------------------------
 
-# Shared by every web process (the API's rate limits count here), without another service: a
-# table in PostgreSQL, created by the migration messaging 0002 (keep the name in step).
+# Shared by every web process without another service: a table in PostgreSQL, created by the
+# migration messaging 0002 (keep the name in step). The send limit counts elsewhere, in a table
+# of its own (messaging.services.count_message_send).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",

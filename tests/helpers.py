@@ -27,6 +27,18 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: f
         time.sleep(interval)
 
 
+def clear_of_window_end(period_seconds: int, margin: float = 10.0) -> None:
+    """Wait until the send limit's current fixed window has more than `margin` seconds left.
+
+    A test that sends up to the limit and one more must do it inside one window.
+    """
+    wait_until(
+        lambda: period_seconds - time.time() % period_seconds > margin,
+        timeout=margin + 1,
+        what=f"a {period_seconds}s window with {margin}s left",
+    )
+
+
 def register_schema_for_this_test(monkeypatch, event_type: str, schema: dict) -> None:
     """Register `schema` as version 1 of `event_type` until the test ends (the registry is process-wide)."""
     from outbox import schemas
