@@ -11,13 +11,14 @@ import contextlib
 import dataclasses
 import select
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, ProgrammingError, connection, transaction
+from django.db import IntegrityError, OperationalError, ProgrammingError, connection, connections, transaction
 
 import outbox
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ
@@ -282,9 +283,21 @@ def prepared_inserts_of_this_session() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def new_session() -> None:
+    """Leave this thread's session for a new one: closed, a pooled connection comes back the same."""
+    connection.close()
+    connection.close_pool()
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_single_append_goes_through_a_statement_prepared_once_per_connection():
-    connection.close()  # a session of its own, with nothing prepared yet
+    new_session()  # a session of its own, with nothing prepared yet
     with protocol_trace() as first_commit, transaction.atomic():
         append_behind(draft())
     with protocol_trace() as second_commit, transaction.atomic():
@@ -305,7 +318,7 @@ def test_a_single_append_goes_through_a_statement_prepared_once_per_connection()
 def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing():
     # Django's default (prepare_threshold None), and DATABASE_PREPARED_STATEMENTS=false: what
     # a pooler that does not carry prepared statements between server connections needs.
-    connection.close()
+    new_session()
     connection.ensure_connection()
     connection.connection.prepare_threshold = None
     commits = []
@@ -317,7 +330,40 @@ def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing()
     assert commits == [['"" "BEGIN"', '"" "INSERT', '"" "COMMIT"']] * 2
     assert prepared_inserts_of_this_session() == []
     assert OutboxEvent.objects.count() == 2
-    connection.close()
+    new_session()  # not back to the pool with its threshold changed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_session_taken_by_another_thread_binds_the_statement_it_prepared():
+    assert connection.pool is not None, "DATABASE_POOL_MAX_SIZE is 0: no pool to test"
+    new_session()
+    # The pool's one session up before anything asks for it: a request that waited would grow it.
+    connection.pool.open()
+    connection.pool.wait(timeout=10)
+    with transaction.atomic():
+        append_behind(draft())
+    first_pid = backend_pid()
+    connection.close()  # back to the pool, its only idle session
+    taken = {}
+
+    def commit_in_another_thread() -> None:
+        try:
+            with protocol_trace() as lines, transaction.atomic():
+                append_behind(draft())
+            taken["pid"] = backend_pid()
+            taken["parsed"] = statements_parsed(sent_before_the_first_reply(lines))
+            taken["prepared"] = len(prepared_inserts_of_this_session())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=commit_in_another_thread)
+    thread.start()
+    thread.join(timeout=30)
+
+    assert taken["pid"] == first_pid
+    assert taken["parsed"] == ['"" "BEGIN"', '"" "COMMIT"']
+    assert taken["prepared"] == 1
+    assert OutboxEvent.objects.count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
