@@ -142,6 +142,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every response, errors included, carries the id its log line names.
+    "config.web_errors.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) from the web process itself, with DEBUG off: no other server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -151,6 +153,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: it sees the view's exception before the others' process_exception.
+    "config.web_errors.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -188,7 +192,20 @@ for _name in ("DATABASE_URL", "BROKER_URL"):
 # process; `manage.py embedded_postgres stop` stops it). Its URL names a Unix socket.
 DATABASE_EMBEDDED = not os.environ.get("DATABASE_URL")
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_postgres.start(EMBEDDED_POSTGRES_DIR)
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# Connections per process, bounded by psycopg's pool: a burst of requests waits for one of these
+# rather than opening a session each, and past DATABASE_POOL_TIMEOUT_SECONDS gets a 503 (the
+# web's DatabaseUnavailableMiddleware). docs/web-capacity.md relates it to max_connections.
+# 0: no pool, one persistent connection per thread.
+DATABASE_POOL_MAX_SIZE = _env_int("DATABASE_POOL_MAX_SIZE", 4, minimum=0)
+DATABASE_POOL_TIMEOUT_SECONDS = _env_float("DATABASE_POOL_TIMEOUT_SECONDS", 5.0)
+DATABASES = {
+    "default": dj_database_url.parse(
+        # Django's pool requires connections closed (given back) at the end of each request.
+        DATABASE_URL,
+        conn_max_age=0 if DATABASE_POOL_MAX_SIZE else 60,
+        conn_health_checks=True,
+    )
+}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (the outbox relies on its triggers)")
 # Django's PostgreSQL backend, sending outbox appends with the next statement or the COMMIT.
@@ -199,6 +216,14 @@ DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = False
 # client-side binding never prepares); false behind a pooler that does not carry them from one
 # server connection to the next (PgBouncer in transaction mode, unless max_prepared_statements).
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5 if _env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
+if DATABASE_POOL_MAX_SIZE:
+    # One connection kept open: a worker process holds one for good, a web process's first
+    # request after a quiet spell does not wait for a new session.
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": DATABASE_POOL_TIMEOUT_SECONDS,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -373,9 +398,15 @@ LOGGING = {
             "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d %(message)s",
         },
     },
+    "filters": {"request_errors": {"()": "config.web_errors.RequestLogFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own handlers off (its console with DEBUG, mail to ADMINS): each record goes
+        # to the root's handler once, and mail would carry the request's body.
+        "django": {"handlers": [], "level": "INFO"},
+        # One line per 4xx/5xx response, with the request id, never the body or the error's text.
+        "django.request": {"filters": ["request_errors"]},
         # py-amqp and kombu log every frame at DEBUG; their warnings are enough.
         "amqp": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},

@@ -17,3 +17,5 @@ urlpatterns = [
 
 # JSON under /api/ (an unknown path or a malformed id), Django's page elsewhere.
 handler404 = "messaging.api.errors.page_not_found"
+# A 503 when the database refuses, JSON under /api/, Django's page elsewhere.
+handler500 = "config.web_errors.server_error"
