@@ -145,6 +145,8 @@ MIDDLEWARE = [
     # Outermost: every response, errors included, carries the id its log line names.
     "config.web_errors.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body (the CSRF check reads a form's): an oversized one is a JSON 413.
+    "config.web_errors.OversizedBodyMiddleware",
     # Static files (admin, API docs) from the web process itself, with DEBUG off: no other server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -366,7 +368,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["messaging.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "messaging.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -398,15 +400,17 @@ LOGGING = {
             "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d %(message)s",
         },
     },
-    "filters": {"request_errors": {"()": "config.web_errors.RequestLogFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "filters": {"request_errors": {"()": "config.request_log.RequestLogFilter"}},
+    # On the handler, not a logger: django.security.* records reach it by propagation, which
+    # passes by their parents' filters.
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue", "filters": ["request_errors"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's own handlers off (its console with DEBUG, mail to ADMINS): each record goes
         # to the root's handler once, and mail would carry the request's body.
+        # Each response's record (django.request, django.security) is one line with the request
+        # id, never the body or the error's text: config.request_log.RequestLogFilter.
         "django": {"handlers": [], "level": "INFO"},
-        # One line per 4xx/5xx response, with the request id, never the body or the error's text.
-        "django.request": {"filters": ["request_errors"]},
         # py-amqp and kombu log every frame at DEBUG; their warnings are enough.
         "amqp": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},

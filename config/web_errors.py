@@ -3,31 +3,30 @@ refuses, and one log line per 4xx/5xx response without the request's body or the
 
 - `RequestIdMiddleware` (outermost) takes a well-formed `X-Request-ID` from the client or the
   proxy, or makes one, and sends it back on every response.
+- `OversizedBodyMiddleware` refuses an /api/ body past DATA_UPLOAD_MAX_MEMORY_SIZE from its
+  Content-Length, as a JSON 413, before anything reads it.
 - `DatabaseUnavailableMiddleware` turns a view's database outage (refused connection, too many
   clients, the pool's timeout, a lost session) into a JSON 503 with `Retry-After`;
   `server_error` (handler500) does the same for an outage outside a view.
-- `RequestLogFilter` rewrites Django's one `django.request` record per response as key=value with
-  the request id, and its traceback without the exception's message: a database error's message
-  can quote the values of the statement, message content included.
+- `config.request_log.RequestLogFilter` writes the one log line per 4xx/5xx response.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import sys
-import traceback
 import uuid
 from collections.abc import Callable
-from urllib.parse import quote
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
+from config.request_log import request_id_of
 from messaging.api.errors import API_PREFIX
+from messaging.api.parsers import TOO_LARGE
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # What a client's id may look like to be kept (a proxy's UUID, a trace id); anything else is
@@ -35,11 +34,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DATABASE_UNAVAILABLE = "The database is unavailable; try again later."
 SERVER_ERROR = "Server error."
-
-
-def request_id_of(request: HttpRequest) -> str:
-    """The id of `request` (set by RequestIdMiddleware); '-' for a request it never saw."""
-    return getattr(request, "request_id", "-")
 
 
 class RequestIdMiddleware:
@@ -94,22 +88,19 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
-class RequestLogFilter(logging.Filter):
-    """Make `django.request`'s record of a response one key=value line with the request id."""
+class OversizedBodyMiddleware:
+    """A request to /api/ declaring a body past DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413, unread."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        request = getattr(record, "request", None)
-        status = getattr(record, "status_code", None)
-        if request is None or status is None:
-            return True
-        error = getattr(request, "error_type", None)
-        if record.exc_info and record.exc_info[0] is not None:
-            kind, _, tb = record.exc_info
-            error = kind.__name__
-            # The frames only: the message of, say, a DataError quotes the rejected values.
-            record.exc_text = f"Traceback (exception message left out):\n{''.join(traceback.format_tb(tb))}{error}"
-        record.msg = "http.error status=%d method=%s path=%s request_id=%s" + (" error=%s" if error else "")
-        record.args = (status, request.method, quote(request.path), request_id_of(request)) + (
-            (error,) if error else ()
-        )
-        return True
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and request.path.startswith(API_PREFIX):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0  # Django reads a malformed length as no body too
+            if length > limit:
+                return JsonResponse({"detail": TOO_LARGE.format(limit=limit)}, status=413)
+        return self.get_response(request)
