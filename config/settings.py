@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.checks.security import base as django_security_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded import broker as embedded_broker
@@ -98,9 +99,9 @@ if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG must be off when ENVIRONMENT=production")
 
 _DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
-# What `manage.py check --deploy` asks of a key (security.W009).
-_SECRET_KEY_MIN_LENGTH = 50
-_SECRET_KEY_MIN_DISTINCT = 5
+# More than `manage.py check --deploy` asks (security.W009: 50 characters, 5 distinct, which
+# 'abcde' * 10 meets); a hex key has 16 distinct characters, a generated one about 30.
+_SECRET_KEY_MIN_DISTINCT = 10
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -110,18 +111,25 @@ if not SECRET_KEY:
     SECRET_KEY = _DEVELOPMENT_SECRET_KEY
 if PRODUCTION and (
     SECRET_KEY == _DEVELOPMENT_SECRET_KEY
-    or SECRET_KEY.startswith("django-insecure-")
-    or len(SECRET_KEY) < _SECRET_KEY_MIN_LENGTH
+    # Django's own test: length, distinct characters, the "django-insecure-" prefix.
+    or not django_security_checks._check_secret_key(SECRET_KEY)
     or len(set(SECRET_KEY)) < _SECRET_KEY_MIN_DISTINCT
 ):
     # Never echo the key itself: this message ends up in logs.
     raise ImproperlyConfigured(
-        f"SECRET_KEY must be a random string of at least {_SECRET_KEY_MIN_LENGTH} characters when "
-        "ENVIRONMENT=production (python -c 'from django.core.management.utils import "
-        "get_random_secret_key as k; print(k())')"
+        f"SECRET_KEY must be a random string of at least {django_security_checks.SECRET_KEY_MIN_LENGTH} "
+        f"characters, {_SECRET_KEY_MIN_DISTINCT} of them distinct, when ENVIRONMENT=production "
+        "(python -c 'from django.core.management.utils import get_random_secret_key as k; print(k())')"
     )
 
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# "*" lets any Host header through: password-reset links and absolute URLs built from it.
+if PRODUCTION and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name the service's hosts, not '*', when ENVIRONMENT=production")
+
+# Error pages (DEBUG on) and reports mask the password inside DATABASE_URL, BROKER_URL and any
+# other URL they show.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.PasswordMaskingReporterFilter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -341,8 +349,15 @@ NOTIFICATION_PREVIEW_LENGTH = _env_int("NOTIFICATION_PREVIEW_LENGTH", 100, minim
 # it at start). Empty: one process, metrics from memory.
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 # When set, /metrics answers only `Authorization: Bearer <token>`. Metrics hold counts and event
-# type names, never content or ids, but traffic volumes are nobody else's business.
+# type names, never content or ids, but traffic volumes are nobody else's business: production
+# requires one, as the web port is the public one.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+_METRICS_TOKEN_MIN_LENGTH = 16
+if PRODUCTION and len(METRICS_TOKEN) < _METRICS_TOKEN_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"METRICS_TOKEN must be set, at least {_METRICS_TOKEN_MIN_LENGTH} characters, when "
+        "ENVIRONMENT=production (Prometheus sends it as a bearer token)"
+    )
 # The relay and the consumer serve their own /metrics over HTTP on these ports; 0 = off.
 RELAY_METRICS_PORT = _env_port("RELAY_METRICS_PORT", 0)
 CONSUMER_METRICS_PORT = _env_port("CONSUMER_METRICS_PORT", 0)
