@@ -7,6 +7,7 @@ and `MessageCreateThrottle`'s upsert. docs/decisions/send-limit-counter.md holds
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import threading
 import time
@@ -73,16 +74,18 @@ def _sequential_cost(make_throttle: Callable[[], object], requests: int, rounds:
     return statistics.median(medians)
 
 
-def _burst_admitted(make_throttle: Callable[[], object], limit: int, threads: int, per_thread: int) -> int:
+def _burst_admitted(make_throttle: Callable[[], object], limit: int, threads: int, requests: int) -> int:
     settings.API_MESSAGE_CREATE_RATE = f"{limit}/hour"
     request = _Request(_fresh_user())
+    numbers = itertools.count()
     admitted = []
     start = threading.Barrier(threads)
 
     def client() -> None:
         start.wait()
         try:
-            admitted.extend(make_throttle().allow_request(request, None) for _ in range(per_thread))
+            while next(numbers) < requests:
+                admitted.append(make_throttle().allow_request(request, None))
         finally:
             connection.close()
 
@@ -101,9 +104,8 @@ def measure(requests: int = 2000, rounds: int = 5, limit: int = 20, threads: int
     try:
         for name, make_throttle in COUNTERS.items():
             cost = _sequential_cost(make_throttle, requests, rounds)
-            per_thread = max(1, 3 * limit // threads)
-            admitted = _burst_admitted(make_throttle, limit, threads, per_thread)
-            figures.append(CounterFigures(name, round(cost, 1), limit, per_thread * threads, admitted))
+            admitted = _burst_admitted(make_throttle, limit, threads, 3 * limit)
+            figures.append(CounterFigures(name, round(cost, 1), limit, 3 * limit, admitted))
     finally:
         settings.API_MESSAGE_CREATE_RATE = rate
         cache.clear()
