@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import multiprocessing
 import select
 import tempfile
 import threading
@@ -289,6 +290,13 @@ def new_session() -> None:
     connection.close_pool()
 
 
+def only_one_pooled_session() -> None:
+    """A new pool whose one session is up before anything asks: a request that waited would grow it."""
+    new_session()
+    connection.pool.open()
+    connection.pool.wait(timeout=10)
+
+
 def backend_pid() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -336,10 +344,7 @@ def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing()
 @pytest.mark.django_db(transaction=True)
 def test_a_pooled_session_taken_by_another_thread_binds_the_statement_it_prepared():
     assert connection.pool is not None, "DATABASE_POOL_MAX_SIZE is 0: no pool to test"
-    new_session()
-    # The pool's one session up before anything asks for it: a request that waited would grow it.
-    connection.pool.open()
-    connection.pool.wait(timeout=10)
+    only_one_pooled_session()
     with transaction.atomic():
         append_behind(draft())
     first_pid = backend_pid()
@@ -449,3 +454,32 @@ def test_more_rows_than_one_statement_can_bind_commit_all():
         append_behind(*drafts)
 
     assert OutboxEvent.objects.count() == 8200
+
+
+def _append_in_a_forked_child(child_pid) -> None:
+    with transaction.atomic():
+        append_behind(draft())
+    child_pid.value = backend_pid()
+    connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_child_opens_sessions_of_its_own_and_leaves_the_parents_pooled_ones_alone():
+    only_one_pooled_session()
+    with transaction.atomic():
+        append_behind(draft())
+    parent_pid = backend_pid()
+    connection.close()  # back to this process's pool, which the child inherits
+    context = multiprocessing.get_context("fork")
+    child_pid = context.Value("i", 0)
+
+    child = context.Process(target=_append_in_a_forked_child, args=(child_pid,))
+    child.start()
+    child.join(timeout=60)
+
+    assert child.exitcode == 0
+    assert child_pid.value not in (0, parent_pid)
+    with transaction.atomic():
+        append_behind(draft())
+    assert backend_pid() == parent_pid
+    assert OutboxEvent.objects.count() == 3
