@@ -204,16 +204,16 @@ DATABASE_EMBEDDED = not os.environ.get("DATABASE_URL")
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_postgres.start(EMBEDDED_POSTGRES_DIR)
 # Connections per process, bounded by psycopg's pool: a burst of requests waits for one of these
 # rather than opening a session each, and past DATABASE_POOL_TIMEOUT_SECONDS gets a 503 (the
-# web's DatabaseUnavailableMiddleware). A process opens only what its threads ask for, so the
-# default is a ceiling for runserver's thread per request and for the multi-threaded tools
-# (chaos soak, benchmarks); deployments set it to the web's threads (docs/web-capacity.md
-# relates it to max_connections). 0: no pool, one persistent connection per thread.
-DATABASE_POOL_MAX_SIZE = _env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=0)
+# web's DatabaseUnavailableMiddleware). docs/web-capacity.md relates it to max_connections.
+# 0 (the default outside gunicorn, whose config sets its threads): no pool, one persistent
+# connection per thread, as the workers and the multi-threaded tools (chaos soak, benchmarks)
+# expect: a pool would take back no connection of a thread that ends without closing it.
+DATABASE_POOL_MAX_SIZE = _env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
 DATABASE_POOL_TIMEOUT_SECONDS = _env_float("DATABASE_POOL_TIMEOUT_SECONDS", 5.0)
 DATABASES = {
     "default": dj_database_url.parse(
-        # Django's pool requires connections closed (given back) at the end of each request.
         DATABASE_URL,
+        # Django's pool requires connections closed (given back) at the end of each request.
         conn_max_age=0 if DATABASE_POOL_MAX_SIZE else 60,
         conn_health_checks=True,
     )

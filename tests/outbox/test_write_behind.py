@@ -290,6 +290,23 @@ def new_session() -> None:
     connection.close_pool()
 
 
+@pytest.fixture
+def pooled_connection():
+    """This test's connections from psycopg's pool, as gunicorn's workers take them (DATABASE_POOL_MAX_SIZE)."""
+    config = connection.settings_dict  # the one dict every thread's connection reads
+    saved = config["CONN_MAX_AGE"], config["OPTIONS"].get("pool")
+    new_session()
+    config["CONN_MAX_AGE"] = 0
+    config["OPTIONS"]["pool"] = {"min_size": 1, "max_size": 4, "timeout": 5}
+    yield
+    new_session()
+    config["CONN_MAX_AGE"] = saved[0]
+    if saved[1] is None:
+        del config["OPTIONS"]["pool"]
+    else:
+        config["OPTIONS"]["pool"] = saved[1]
+
+
 def only_one_pooled_session() -> None:
     """A new pool whose one session is up before anything asks: a request that waited would grow it."""
     new_session()
@@ -342,8 +359,7 @@ def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_pooled_session_taken_by_another_thread_binds_the_statement_it_prepared():
-    assert connection.pool is not None, "DATABASE_POOL_MAX_SIZE is 0: no pool to test"
+def test_a_pooled_session_taken_by_another_thread_binds_the_statement_it_prepared(pooled_connection):
     only_one_pooled_session()
     with transaction.atomic():
         append_behind(draft())
@@ -464,7 +480,7 @@ def _append_in_a_forked_child(child_pid) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_forked_child_opens_sessions_of_its_own_and_leaves_the_parents_pooled_ones_alone():
+def test_a_forked_child_opens_sessions_of_its_own_and_leaves_the_parents_pooled_ones_alone(pooled_connection):
     only_one_pooled_session()
     with transaction.atomic():
         append_behind(draft())
