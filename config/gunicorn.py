@@ -19,6 +19,8 @@ bind = "0.0.0.0:8000"
 workers = 2
 worker_class = "gthread"
 threads = 4
+# Database sessions per worker process at most (config/settings.py), one per thread unless set.
+os.environ.setdefault("DATABASE_POOL_MAX_SIZE", str(threads))
 # The slowest request is a readiness probe with its own timeouts, or a large page.
 timeout = 30
 graceful_timeout = 20

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.checks.security import base as django_security_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded import broker as embedded_broker
@@ -98,9 +99,9 @@ if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG must be off when ENVIRONMENT=production")
 
 _DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
-# What `manage.py check --deploy` asks of a key (security.W009).
-_SECRET_KEY_MIN_LENGTH = 50
-_SECRET_KEY_MIN_DISTINCT = 5
+# More than `manage.py check --deploy` asks (security.W009: 50 characters, 5 distinct, which
+# 'abcde' * 10 meets); a hex key has 16 distinct characters, a generated one about 30.
+_SECRET_KEY_MIN_DISTINCT = 10
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -110,18 +111,25 @@ if not SECRET_KEY:
     SECRET_KEY = _DEVELOPMENT_SECRET_KEY
 if PRODUCTION and (
     SECRET_KEY == _DEVELOPMENT_SECRET_KEY
-    or SECRET_KEY.startswith("django-insecure-")
-    or len(SECRET_KEY) < _SECRET_KEY_MIN_LENGTH
+    # Django's own test: length, distinct characters, the "django-insecure-" prefix.
+    or not django_security_checks._check_secret_key(SECRET_KEY)
     or len(set(SECRET_KEY)) < _SECRET_KEY_MIN_DISTINCT
 ):
     # Never echo the key itself: this message ends up in logs.
     raise ImproperlyConfigured(
-        f"SECRET_KEY must be a random string of at least {_SECRET_KEY_MIN_LENGTH} characters when "
-        "ENVIRONMENT=production (python -c 'from django.core.management.utils import "
-        "get_random_secret_key as k; print(k())')"
+        f"SECRET_KEY must be a random string of at least {django_security_checks.SECRET_KEY_MIN_LENGTH} "
+        f"characters, {_SECRET_KEY_MIN_DISTINCT} of them distinct, when ENVIRONMENT=production "
+        "(python -c 'from django.core.management.utils import get_random_secret_key as k; print(k())')"
     )
 
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# "*" lets any Host header through: password-reset links and absolute URLs built from it.
+if PRODUCTION and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name the service's hosts, not '*', when ENVIRONMENT=production")
+
+# Error pages (DEBUG on) and reports mask the password inside DATABASE_URL, BROKER_URL and any
+# other URL they show.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.PasswordMaskingReporterFilter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -142,7 +150,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every response, errors included, carries the id its log line names.
+    "config.web_errors.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body (the CSRF check reads a form's): an oversized one is a JSON 413.
+    "config.web_errors.OversizedBodyMiddleware",
     # Static files (admin, API docs) from the web process itself, with DEBUG off: no other server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -151,6 +163,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: it sees the view's exception before the others' process_exception.
+    "config.web_errors.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -188,7 +202,22 @@ for _name in ("DATABASE_URL", "BROKER_URL"):
 # starts nothing: its ENGINE (below) starts it on the first connection if it is down.
 DATABASE_EMBEDDED = not os.environ.get("DATABASE_URL")
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded_postgres.url_for(EMBEDDED_POSTGRES_DIR)
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# Connections per process, bounded by psycopg's pool: a burst of requests waits for one of these
+# rather than opening a session each, and past DATABASE_POOL_TIMEOUT_SECONDS gets a 503 (the
+# web's DatabaseUnavailableMiddleware). docs/web-capacity.md relates it to max_connections.
+# 0 (the default outside gunicorn, whose config sets its threads): no pool, one persistent
+# connection per thread, as the workers and the multi-threaded tools (chaos soak, benchmarks)
+# expect: a pool would take back no connection of a thread that ends without closing it.
+DATABASE_POOL_MAX_SIZE = _env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
+DATABASE_POOL_TIMEOUT_SECONDS = _env_float("DATABASE_POOL_TIMEOUT_SECONDS", 5.0)
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        # Django's pool requires connections closed (given back) at the end of each request.
+        conn_max_age=0 if DATABASE_POOL_MAX_SIZE else 60,
+        conn_health_checks=True,
+    )
+}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (the outbox relies on its triggers)")
 # Django's PostgreSQL backend, sending outbox appends with the next statement or the COMMIT.
@@ -202,6 +231,14 @@ DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = False
 # client-side binding never prepares); false behind a pooler that does not carry them from one
 # server connection to the next (PgBouncer in transaction mode, unless max_prepared_statements).
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5 if _env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
+if DATABASE_POOL_MAX_SIZE:
+    # One connection kept open: a worker process holds one for good, a web process's first
+    # request after a quiet spell does not wait for a new session.
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": DATABASE_POOL_TIMEOUT_SECONDS,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -245,8 +282,9 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- Cache ----------------------------------------------------------------------------------
 
-# Shared by every web process (the API's rate limits count here), without another service: a
-# table in PostgreSQL, created by the migration messaging 0002 (keep the name in step).
+# Shared by every web process without another service: a table in PostgreSQL, created by the
+# migration messaging 0002 (keep the name in step). The send limit counts elsewhere, in a table
+# of its own (messaging.services.count_message_send).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -330,8 +368,15 @@ NOTIFICATION_PREVIEW_LENGTH = _env_int("NOTIFICATION_PREVIEW_LENGTH", 100, minim
 # it at start). Empty: one process, metrics from memory.
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 # When set, /metrics answers only `Authorization: Bearer <token>`. Metrics hold counts and event
-# type names, never content or ids, but traffic volumes are nobody else's business.
+# type names, never content or ids, but traffic volumes are nobody else's business: production
+# requires one, as the web port is the public one.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+_METRICS_TOKEN_MIN_LENGTH = 16
+if PRODUCTION and len(METRICS_TOKEN) < _METRICS_TOKEN_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"METRICS_TOKEN must be set, at least {_METRICS_TOKEN_MIN_LENGTH} characters, when "
+        "ENVIRONMENT=production (Prometheus sends it as a bearer token)"
+    )
 # The relay and the consumer serve their own /metrics over HTTP on these ports; 0 = off.
 RELAY_METRICS_PORT = _env_port("RELAY_METRICS_PORT", 0)
 CONSUMER_METRICS_PORT = _env_port("CONSUMER_METRICS_PORT", 0)
@@ -357,7 +402,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["messaging.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "messaging.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -389,9 +434,17 @@ LOGGING = {
             "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d %(message)s",
         },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "filters": {"request_errors": {"()": "config.request_log.RequestLogFilter"}},
+    # On the handler, not a logger: django.security.* records reach it by propagation, which
+    # passes by their parents' filters.
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue", "filters": ["request_errors"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own handlers off (its console with DEBUG, mail to ADMINS): each record goes
+        # to the root's handler once, and mail would carry the request's body.
+        # Each response's record (django.request, django.security) is one line with the request
+        # id, never the body or the error's text: config.request_log.RequestLogFilter.
+        "django": {"handlers": [], "level": "INFO"},
         # py-amqp and kombu log every frame at DEBUG; their warnings are enough.
         "amqp": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},

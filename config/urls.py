@@ -18,5 +18,8 @@ urlpatterns = [
     path("ops/", include("outbox.urls")),
 ]
 
-# JSON under /api/ (an unknown path or a malformed id), Django's page elsewhere.
+# JSON under /api/ (an unknown path, a malformed id, a request Django refuses), Django's pages elsewhere.
 handler404 = "messaging.api.errors.page_not_found"
+handler400 = "messaging.api.errors.bad_request"
+# A 503 when the database refuses, JSON under /api/, Django's page elsewhere.
+handler500 = "config.web_errors.server_error"

@@ -217,3 +217,30 @@ class Notification(models.Model):
         # Remembered so the read handler can tell a flip from a re-save.
         instance._loaded_is_read = instance.__dict__.get("is_read")
         return instance
+
+
+class SendLimitWindow(models.Model):
+    """How many messages one user tried to send through the API in one window of the send limit.
+
+    Counted by `messaging.services.count_message_send` with one atomic upsert, so concurrent
+    requests in every web process see each other's counts.
+    """
+
+    # No index of its own: the unique constraint's index starts with the user.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # The window's length: a changed API_MESSAGE_CREATE_RATE period counts in windows of its own.
+    period_seconds = models.PositiveIntegerField()
+    window_start = models.DateTimeField()
+    sends = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "period_seconds", "window_start"], name="send_limit_window_per_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.sends} sends by user {self.user_id} in the {self.period_seconds}s window from {self.window_start}"
+        )

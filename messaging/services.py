@@ -6,6 +6,7 @@ PermissionDenied, which the API turns into 400 and 403 responses.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -23,7 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ, message_created_event, message_read_event
 from messaging.metrics import NOTIFICATIONS_CREATED, NOTIFICATIONS_READ
-from messaging.models import Message, Notification
+from messaging.models import Message, Notification, SendLimitWindow
 from outbox.consuming import DeadLetter
 from outbox.services import emit_many
 
@@ -101,6 +102,49 @@ def append_message_created(message: Message) -> None:
 def append_message_read(message: Message) -> None:
     """Append `message.read` for a message whose is_read just flipped to true."""
     emit_many([message_read_event(message.message_id, message.receiver_id)], returning=False)
+
+
+# --- The send limit -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SendCount:
+    """A user's sends in the current window of the send limit, this one included."""
+
+    sends: int
+    seconds_left: float
+
+
+# One statement, so concurrent requests in any web process cannot read the same count: the
+# conflicting INSERT waits for the other's row lock and adds to its committed count. The window
+# comes from the database's clock, the one clock every web process shares.
+_COUNT_SEND_SQL = f"""
+WITH window_now AS (
+    SELECT to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(period)s) * %(period)s) AS start
+)
+INSERT INTO {SendLimitWindow._meta.db_table} AS counted (user_id, period_seconds, window_start, sends)
+SELECT %(user)s, %(period)s, window_now.start, 1 FROM window_now
+ON CONFLICT (user_id, period_seconds, window_start) DO UPDATE SET sends = counted.sends + 1
+RETURNING counted.sends, counted.window_start,
+    extract(epoch FROM counted.window_start + make_interval(secs => %(period)s) - clock_timestamp())
+"""
+_FORGET_OLD_WINDOWS_SQL = f"DELETE FROM {SendLimitWindow._meta.db_table} WHERE user_id = %s AND window_start < %s"
+
+
+def count_message_send(user: AbstractBaseUser, period_seconds: int) -> SendCount:
+    """Count one more send of `user` in the current fixed window of `period_seconds`.
+
+    docs/decisions/send-limit-counter.md says why a fixed window in PostgreSQL. Runs in
+    autocommit (outside any atomic block), so the count commits before the request goes on.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SEND_SQL, {"user": user.pk, "period": period_seconds})
+        sends, window_start, seconds_left = cursor.fetchone()
+        if sends == 1:
+            # The first send of a window: the user's earlier windows are over. One row per user
+            # stays, whatever the traffic.
+            cursor.execute(_FORGET_OLD_WINDOWS_SQL, [user.pk, window_start])
+    return SendCount(sends=sends, seconds_left=max(float(seconds_left), 0.0))
 
 
 # --- Notifications --------------------------------------------------------------------------

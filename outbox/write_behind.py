@@ -70,7 +70,7 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
 
     connection = db.connection
     if then_commit:
-        _insert_and_commit(db, _kept_for(db, connection), rows)
+        _insert_and_commit(db, _kept_for(connection), rows)
         return
     # Through a psycopg cursor, which first opens the transaction on the server (with the
     # connection's isolation level) if no statement has yet: sent alone, the rows would commit
@@ -82,7 +82,10 @@ def flush(db: Any, *, then_commit: bool = False) -> None:
 # Rows per INSERT of several: 8,000 parameters, where the protocol allows 65,535 per statement.
 ROWS_PER_STATEMENT = 1000
 
-# The attribute, on a Django DatabaseWrapper, of what is kept for its psycopg connection.
+# The attribute, on a psycopg connection, of what the commit path keeps for it. On the psycopg
+# connection rather than Django's wrapper: with a connection pool (OPTIONS["pool"]) one wrapper
+# takes a different server session with each request, and what a session has prepared stays
+# with that session.
 _KEPT_ATTRIBUTE = "outbox_write_behind_kept"
 _statement_names = itertools.count(1)
 
@@ -111,12 +114,12 @@ class _Kept:
         return self._dump(values, [PyFormat.TEXT] * len(values))
 
 
-def _kept_for(db: Any, connection: psycopg.Connection) -> _Kept:
+def _kept_for(connection: psycopg.Connection) -> _Kept:
     encoding = connection.pgconn.parameter_status(b"client_encoding")
-    kept = getattr(db, _KEPT_ATTRIBUTE, None)
-    if kept is None or kept.connection is not connection or kept.encoding != encoding:
+    kept = getattr(connection, _KEPT_ATTRIBUTE, None)
+    if kept is None or kept.encoding != encoding:
         kept = _Kept(connection, encoding)
-        setattr(db, _KEPT_ATTRIBUTE, kept)
+        setattr(connection, _KEPT_ATTRIBUTE, kept)
     return kept
 
 
@@ -183,7 +186,8 @@ def _insert_and_commit(db: Any, kept: _Kept, rows: list[EventRow]) -> None:
 
 def forget_prepared(db: Any) -> None:
     """The session of `db` lost its prepared statements: the next commit prepares a new one."""
-    setattr(db, _KEPT_ATTRIBUTE, None)
+    if db.connection is not None:
+        setattr(db.connection, _KEPT_ATTRIBUTE, None)
 
 
 # Plain ints, read once: the loop compares every result's status.

@@ -34,6 +34,18 @@ def env_with_broker(env: dict[str, str], url: str) -> dict[str, str]:
     return {**{key: value for key, value in env.items() if key not in ROLE_URL_SETTINGS}, "BROKER_URL": url}
 
 
+def clear_of_window_end(period_seconds: int, margin: float = 10.0) -> None:
+    """Wait until the send limit's current fixed window has more than `margin` seconds left.
+
+    A test that sends up to the limit and one more must do it inside one window.
+    """
+    wait_until(
+        lambda: period_seconds - time.time() % period_seconds > margin,
+        timeout=margin + 1,
+        what=f"a {period_seconds}s window with {margin}s left",
+    )
+
+
 def register_schema_for_this_test(
     monkeypatch, event_type: str, schema: dict, *, aggregate_id_key: str | None = None
 ) -> None:

@@ -103,16 +103,7 @@ def test_settings_accept_the_compose_environment(compose):
     # settings.py refuses bad values (DEBUG=maybe, DEBUG off without SECRET_KEY) at import.
     environment = {**os.environ, **{key: str(value) for key, value in compose["x-app"]["environment"].items()}}
     environment["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    result = subprocess.run(
-        [sys.executable, "-c", "from django.conf import settings; print(settings.DEBUG)"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert read_in(environment, SETTING.format(name="DEBUG")) == "False"
 
 
 def test_compose_runs_the_production_settings(compose):
@@ -499,3 +490,59 @@ def test_the_scrape_config_for_scripts_run_targets_its_default_ports():
         "relay": [f"127.0.0.1:{defaults['RELAY_METRICS_PORT']}"],
         "consumer": [f"127.0.0.1:{defaults['CONSUMER_METRICS_PORT']}"],
     }
+
+
+# postgres:15's defaults; the compose service leaves them as they are (asserted below).
+POSTGRES_MAX_CONNECTIONS = 100
+POSTGRES_SUPERUSER_RESERVED_CONNECTIONS = 3
+
+
+SETTING = "__import__('django.conf').conf.settings.{name}"
+
+
+def read_in(environment: dict[str, str], expression: str) -> str:
+    """`expression` printed by a Python process with `environment` (settings or gunicorn's config)."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"print({expression})"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def pool_size_of(services, name: str, tmp_path) -> int:
+    environment = {
+        **web_environment(services, tmp_path),
+        **{k: str(v) for k, v in services[name]["environment"].items()},
+    }
+    return int(read_in(environment, SETTING.format(name="DATABASE_POOL_MAX_SIZE")))
+
+
+def test_the_stack_at_its_busiest_stays_under_postgresqls_max_connections(services, tmp_path):
+    # docs/web-capacity.md: every web worker's pool full and each of its threads running /readyz
+    # (its own session), the relay's pool and its LISTEN session, the consumer's pool, migrate.
+    assert "max_connections" not in " ".join(command_words(services["postgres"].get("command", [])))
+    words = command_words(services["web"]["command"])
+    assert "--workers" not in words, "count the command line's workers here"
+    assert "--threads" not in words, "count the command line's threads here"
+    gunicorn = read_in(
+        web_environment(services, tmp_path),
+        "(lambda c: (c['workers'], c['threads']))(__import__('runpy').run_path('config/gunicorn.py'))",
+    )
+    workers, threads = (int(number) for number in gunicorn.strip("()").split(","))
+    web_pool = pool_size_of(services, "web", tmp_path)
+    assert web_pool >= 1, "the web's connections must be bounded by a pool"
+
+    busiest = (
+        workers * (web_pool + threads)
+        + pool_size_of(services, "relay", tmp_path)
+        + 1
+        + pool_size_of(services, "consumer", tmp_path)
+        + 1
+    )
+
+    assert busiest <= POSTGRES_MAX_CONNECTIONS - POSTGRES_SUPERUSER_RESERVED_CONNECTIONS

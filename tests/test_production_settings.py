@@ -19,8 +19,11 @@ DECIDED = (
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
     "API_MESSAGE_CREATE_RATE",
+    "METRICS_TOKEN",
+    "ALLOWED_HOSTS",
 )
 GOOD_KEY = get_random_secret_key()
+GOOD_METRICS_TOKEN = "a-metrics-token-of-some-length"
 
 
 def run(*command: str, **env: str) -> subprocess.CompletedProcess:
@@ -37,7 +40,14 @@ def load_settings(**env: str) -> subprocess.CompletedProcess:
 
 def test_check_deploy_passes_with_production_settings():
     result = run(
-        "manage.py", "check", "--deploy", "--fail-level", "WARNING", ENVIRONMENT="production", SECRET_KEY=GOOD_KEY
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        ENVIRONMENT="production",
+        SECRET_KEY=GOOD_KEY,
+        METRICS_TOKEN=GOOD_METRICS_TOKEN,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -45,7 +55,7 @@ def test_check_deploy_passes_with_production_settings():
 
 
 def test_production_turns_debug_off_by_default():
-    result = load_settings(ENVIRONMENT="production", SECRET_KEY=GOOD_KEY)
+    result = load_settings(ENVIRONMENT="production", SECRET_KEY=GOOD_KEY, METRICS_TOKEN=GOOD_METRICS_TOKEN)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -60,8 +70,18 @@ def test_production_turns_debug_off_by_default():
         ({"SECRET_KEY": "short-but-secret"}, "SECRET_KEY must be a random string"),
         ({"SECRET_KEY": "ab" * 40}, "SECRET_KEY must be a random string"),
         ({"SECRET_KEY": "django-insecure-" + GOOD_KEY}, "SECRET_KEY must be a random string"),
+        # Five distinct characters pass Django's own check (security.W009).
+        ({"SECRET_KEY": "abcde" * 10}, "SECRET_KEY must be a random string"),
     ],
-    ids=["debug-on", "no-key", "development-key", "short-key", "few-distinct-characters", "django-insecure-key"],
+    ids=[
+        "debug-on",
+        "no-key",
+        "development-key",
+        "short-key",
+        "few-distinct-characters",
+        "django-insecure-key",
+        "five-distinct-characters",
+    ],
 )
 def test_production_refuses_to_start_with_debug_on_or_a_weak_secret_key(env, reason):
     result = load_settings(ENVIRONMENT="production", **env)
@@ -117,3 +137,58 @@ def test_production_refuses_the_embedded_backends(unset, monkeypatch):
     result = load_settings(ENVIRONMENT="production", SECRET_KEY=GOOD_KEY, DEBUG="false")
     assert result.returncode != 0
     assert f"{unset} must be set when ENVIRONMENT=production" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS must name the service's hosts, not '*'"),
+        ({"ALLOWED_HOSTS": "api.example.com, *"}, "ALLOWED_HOSTS must name the service's hosts, not '*'"),
+        ({"METRICS_TOKEN": ""}, "METRICS_TOKEN must be set"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be set"),
+    ],
+    ids=["any-host", "any-host-among-others", "no-metrics-token", "short-metrics-token"],
+)
+def test_production_refuses_any_host_and_an_open_metrics_endpoint(env, reason):
+    result = load_settings(
+        **{"ENVIRONMENT": "production", "SECRET_KEY": GOOD_KEY, "METRICS_TOKEN": GOOD_METRICS_TOKEN, **env}
+    )
+
+    assert result.returncode != 0
+    assert reason in result.stderr
+    if env.get("METRICS_TOKEN"):
+        assert env["METRICS_TOKEN"] not in result.stderr
+
+
+def test_development_serves_metrics_without_a_token_and_any_host():
+    result = load_settings(ALLOWED_HOSTS="*")
+
+    assert result.returncode == 0, result.stderr
+
+
+DATABASE_PASSWORD = "db-password-4471"
+BROKER_PASSWORD = "broker-password-9921"
+
+
+@pytest.mark.django_db
+def test_the_debug_error_page_masks_the_passwords_in_urls(settings, client, monkeypatch):
+    from messaging import selectors
+
+    settings.DEBUG = True
+    settings.DATABASE_URL = f"postgres://app:{DATABASE_PASSWORD}@db:5432/messaging"
+    settings.BROKER_URL = f"amqp://relay:{BROKER_PASSWORD}@rabbit-1//;amqp://relay:{BROKER_PASSWORD}@rabbit-2//"
+    settings.BROKER_CONSUMER_URL = f"amqp://consumer:{BROKER_PASSWORD}@rabbit//"
+    monkeypatch.setattr(selectors, "messages_of", lambda *args, **kwargs: 1 / 0)
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_user("debugger"))
+    client.raise_request_exception = False
+
+    page = client.get("/api/messages/").content.decode()
+
+    assert "ZeroDivisionError" in page  # the debug page itself, settings and all
+    assert "DATABASE_URL" in page
+    assert "BROKER_CONSUMER_URL" in page
+    assert DATABASE_PASSWORD not in page
+    assert BROKER_PASSWORD not in page
+    assert "postgres://app:********@db:5432/messaging" in page

@@ -26,6 +26,13 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A JSON 400 under /api/ (a request Django itself refuses); Django's own page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"detail": "Bad request."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
 # --- OpenAPI descriptions of the error responses ------------------------------------------
 
 _DETAIL = {

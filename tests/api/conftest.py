@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from messaging import services
-
-
-@pytest.fixture(autouse=True)
-def shared_cache_cleared(db):
-    """Rate-limit history lives in the shared cache table, which no test transaction may leave behind."""
-    cache.clear()
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
-"""Fixtures of the end-to-end tests."""
+"""Fixtures of the end-to-end tests: embedded data folders, and gunicorn as compose runs it."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +16,9 @@ import psutil
 import pytest
 
 from config.embedded import postgres
-from tests.helpers import wait_until
+from tests.conftest import ROOT
+from tests.helpers import stop_processes, wait_until
+from tests.scraping import free_port
 
 
 def postgres_processes_of(pgdata: Path) -> list[psutil.Process]:
@@ -47,3 +53,34 @@ def embedded_data_folder() -> Iterator[Path]:
 def embedded_data_dir() -> Iterator[Path]:
     with embedded_data_folder() as folder:
         yield folder
+
+
+@pytest.fixture
+def gunicorn(worker_env, tmp_path):
+    """Start the web process as compose does (gunicorn with our config) on a free port."""
+    started: list[subprocess.Popen] = []
+
+    def start(*options: str, env: dict) -> int:
+        port = free_port()
+        log = (tmp_path / f"gunicorn-{len(started)}.log").open("wb")
+        command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"]
+        process = subprocess.Popen(
+            [*command, *options, "config.wsgi:application"],
+            cwd=ROOT,
+            env={**worker_env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return port
+
+    yield start
+    stop_processes(started, timeout=20)
+
+
+def answers_healthz(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False

@@ -15,7 +15,8 @@ import pytest
 from messaging import services
 from messaging.models import Message, Notification
 from tests.conftest import ROOT
-from tests.helpers import stop_processes, wait_until
+from tests.e2e.conftest import answers_healthz
+from tests.helpers import wait_until
 from tests.scraping import free_port, sample, scrape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -79,29 +80,6 @@ def test_a_taken_metrics_port_stops_the_worker_with_the_reason(spawn_worker):
     assert f"cannot serve metrics on 127.0.0.1:{port}" in relay.log_path.read_text()
 
 
-@pytest.fixture
-def gunicorn(worker_env, tmp_path):
-    """Start the web process as compose does (gunicorn with our config) on a free port."""
-    started: list[subprocess.Popen] = []
-
-    def start(*options: str, env: dict) -> int:
-        port = free_port()
-        log = (tmp_path / f"gunicorn-{len(started)}.log").open("wb")
-        command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"]
-        process = subprocess.Popen(
-            [*command, *options, "config.wsgi:application"],
-            cwd=ROOT,
-            env={**worker_env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        return port
-
-    yield start
-    stop_processes(started, timeout=20)
-
-
 def send_through_api(port: int, token: str, receiver: str) -> int:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/messages/",
@@ -130,7 +108,7 @@ def test_gunicorn_workers_add_up_to_one_count_and_one_backlog(alice, bob, gunico
     # Every worker answers one request, then gunicorn replaces it: each write below is served by
     # a different process, and only the sum across processes, dead ones included, can be right.
     port = gunicorn("--max-requests", "1", env={"PROMETHEUS_MULTIPROC_DIR": str(directory)})
-    wait_until(lambda: _answers(port), timeout=60, what="gunicorn to answer")
+    wait_until(lambda: answers_healthz(port), timeout=60, what="gunicorn to answer")
 
     statuses = [send_through_api(port, token, bob.username) for _ in range(4)]
 
@@ -139,11 +117,3 @@ def test_gunicorn_workers_add_up_to_one_count_and_one_backlog(alice, bob, gunico
     assert sample(samples, "outbox_events_appended_total", event_type="message.created") == 4
     assert sample(samples, "outbox_pending_events") == 4
     assert len({path.name for path in directory.glob("counter_*.db")}) >= 4
-
-
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError):
-        return False

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import multiprocessing
 import select
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, ProgrammingError, connection, transaction
+from django.db import IntegrityError, OperationalError, ProgrammingError, connection, connections, transaction
 
 import outbox
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ
@@ -282,9 +284,45 @@ def prepared_inserts_of_this_session() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def new_session() -> None:
+    """Leave this thread's session for a new one: closed, a pooled connection comes back the same."""
+    connection.close()
+    connection.close_pool()
+
+
+@pytest.fixture
+def pooled_connection():
+    """This test's connections from psycopg's pool, as gunicorn's workers take them (DATABASE_POOL_MAX_SIZE)."""
+    config = connection.settings_dict  # the one dict every thread's connection reads
+    saved = config["CONN_MAX_AGE"], config["OPTIONS"].get("pool")
+    new_session()
+    config["CONN_MAX_AGE"] = 0
+    config["OPTIONS"]["pool"] = {"min_size": 1, "max_size": 4, "timeout": 5}
+    yield
+    new_session()
+    config["CONN_MAX_AGE"] = saved[0]
+    if saved[1] is None:
+        del config["OPTIONS"]["pool"]
+    else:
+        config["OPTIONS"]["pool"] = saved[1]
+
+
+def only_one_pooled_session() -> None:
+    """A new pool whose one session is up before anything asks: a request that waited would grow it."""
+    new_session()
+    connection.pool.open()
+    connection.pool.wait(timeout=10)
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_single_append_goes_through_a_statement_prepared_once_per_connection():
-    connection.close()  # a session of its own, with nothing prepared yet
+    new_session()  # a session of its own, with nothing prepared yet
     with protocol_trace() as first_commit, transaction.atomic():
         append_behind(draft())
     with protocol_trace() as second_commit, transaction.atomic():
@@ -305,7 +343,7 @@ def test_a_single_append_goes_through_a_statement_prepared_once_per_connection()
 def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing():
     # Django's default (prepare_threshold None), and DATABASE_PREPARED_STATEMENTS=false: what
     # a pooler that does not carry prepared statements between server connections needs.
-    connection.close()
+    new_session()
     connection.ensure_connection()
     connection.connection.prepare_threshold = None
     commits = []
@@ -317,7 +355,36 @@ def test_a_connection_that_may_not_prepare_plans_each_append_and_keeps_nothing()
     assert commits == [['"" "BEGIN"', '"" "INSERT', '"" "COMMIT"']] * 2
     assert prepared_inserts_of_this_session() == []
     assert OutboxEvent.objects.count() == 2
-    connection.close()
+    new_session()  # not back to the pool with its threshold changed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_session_taken_by_another_thread_binds_the_statement_it_prepared(pooled_connection):
+    only_one_pooled_session()
+    with transaction.atomic():
+        append_behind(draft())
+    first_pid = backend_pid()
+    connection.close()  # back to the pool, its only idle session
+    taken = {}
+
+    def commit_in_another_thread() -> None:
+        try:
+            with protocol_trace() as lines, transaction.atomic():
+                append_behind(draft())
+            taken["pid"] = backend_pid()
+            taken["parsed"] = statements_parsed(sent_before_the_first_reply(lines))
+            taken["prepared"] = len(prepared_inserts_of_this_session())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=commit_in_another_thread)
+    thread.start()
+    thread.join(timeout=30)
+
+    assert taken["pid"] == first_pid
+    assert taken["parsed"] == ['"" "BEGIN"', '"" "COMMIT"']
+    assert taken["prepared"] == 1
+    assert OutboxEvent.objects.count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -403,3 +470,32 @@ def test_more_rows_than_one_statement_can_bind_commit_all():
         append_behind(*drafts)
 
     assert OutboxEvent.objects.count() == 8200
+
+
+def _append_in_a_forked_child(child_pid) -> None:
+    with transaction.atomic():
+        append_behind(draft())
+    child_pid.value = backend_pid()
+    connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_child_opens_sessions_of_its_own_and_leaves_the_parents_pooled_ones_alone(pooled_connection):
+    only_one_pooled_session()
+    with transaction.atomic():
+        append_behind(draft())
+    parent_pid = backend_pid()
+    connection.close()  # back to this process's pool, which the child inherits
+    context = multiprocessing.get_context("fork")
+    child_pid = context.Value("i", 0)
+
+    child = context.Process(target=_append_in_a_forked_child, args=(child_pid,))
+    child.start()
+    child.join(timeout=60)
+
+    assert child.exitcode == 0
+    assert child_pid.value not in (0, parent_pid)
+    with transaction.atomic():
+        append_behind(draft())
+    assert backend_pid() == parent_pid
+    assert OutboxEvent.objects.count() == 3

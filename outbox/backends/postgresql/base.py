@@ -6,6 +6,8 @@ backend. Without it the outbox works the same, with one more round trip per appe
 
 from __future__ import annotations
 
+import os
+
 from django.db.backends.postgresql import base
 from django.db.backends.utils import debug_transaction
 
@@ -39,3 +41,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # Closing a connection ends its transaction, rows and all.
         write_behind.discard(self)
         return super()._close()
+
+
+# A forked child inherits its parent's connection pools, sessions and all, but not their threads.
+# The sessions are the parent's: the child drops the pools (its first query opens a new one) and
+# keeps the objects referenced, because closing or collecting one would end the parent's session.
+_pools_of_the_parent: list = []
+
+
+def _drop_pools_inherited_at_fork() -> None:
+    _pools_of_the_parent.extend(base.DatabaseWrapper._connection_pools.values())
+    base.DatabaseWrapper._connection_pools.clear()
+
+
+os.register_at_fork(after_in_child=_drop_pools_inherited_at_fork)
