@@ -27,7 +27,9 @@ class RequestLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)
         status = getattr(record, "status_code", None)
-        if request is None or status is None:
+        # runserver's access line (django.server) carries the socket as its `request`: it is
+        # already one line without a body, and passes as it is.
+        if not isinstance(request, HttpRequest) or status is None:
             return True
         error = getattr(request, "error_type", None)
         if record.exc_info and record.exc_info[0] is not None:

@@ -42,3 +42,20 @@ def test_a_client_error_leaves_no_line_of_djangos_request_logger(caplog, anonymo
 
     assert [response.status_code for response in responses] == [401, 404, 400]
     assert [record for record in caplog.records if record.name == "django.request"] == []
+
+
+def test_runservers_access_line_passes_the_request_filter_as_it_is():
+    import logging
+    import socket
+
+    from config.request_log import RequestLogFilter
+
+    with socket.socket() as raw_socket:
+        # What django.server logs: the client's socket as `request`, the status as `status_code`.
+        record = logging.LogRecord(
+            "django.server", logging.WARNING, __file__, 1, '"%s" %s %s', ("GET /x/ HTTP/1.1", "404", "10"), None
+        )
+        record.request, record.status_code = raw_socket, 404
+
+        assert RequestLogFilter().filter(record)
+    assert record.getMessage() == '"GET /x/ HTTP/1.1" 404 10'
