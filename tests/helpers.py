@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from kombu import Consumer
+from kombu import Consumer, Producer
 
 T = TypeVar("T")
 
@@ -218,3 +218,16 @@ def stop_processes(processes, *, timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def publish_confirmed(topology, *bodies: bytes, routing_key: str = "message.created") -> None:
+    """Publish raw `bodies` to `topology`'s events exchange, each confirmed by the broker.
+
+    Confirmed: publishes still in flight when a connection closes may never reach the queue.
+    """
+    from outbox.broker import broker_connection
+
+    with broker_connection(transport_options={"confirm_publish": True}) as conn:
+        producer = Producer(conn.channel())
+        for body in bodies:
+            producer.publish(body, exchange=topology.events, routing_key=routing_key)

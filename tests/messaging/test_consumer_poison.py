@@ -9,14 +9,12 @@ import uuid
 
 import pytest
 from django.db import connection
-from kombu import Producer
 
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
-from outbox.broker import broker_connection
 from outbox.dead_letters import REASON_HEADER
 from outbox.envelope import data_schema_url
-from tests.helpers import get_messages, queue_depth, relay_pending_events, run_in_thread, wait_until
+from tests.helpers import get_messages, publish_confirmed, queue_depth, relay_pending_events, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,26 +48,6 @@ def created_data(message_id: str, content: str) -> dict:
         "sent_at": "2026-01-01T00:00:00Z",
         "is_read": False,
     }
-
-
-def publish(topology, *bodies: bytes, routing_key: str = "message.created") -> None:
-    # Confirmed: publishes still in flight when a connection closes may never reach the queue.
-    with broker_connection(transport_options={"confirm_publish": True}) as conn:
-        producer = Producer(conn.channel())
-        for body in bodies:
-            producer.publish(body, exchange=topology.events, routing_key=routing_key)
-
-
-@pytest.fixture
-def running_consumer(topology, caplog):
-    """A notifications consumer running in a thread on this test's queues, stopped afterwards."""
-    caplog.set_level(logging.DEBUG)
-    consumer = NotificationsConsumer(max_backoff=0.2)
-    runner = run_in_thread(consumer)
-    yield consumer
-    consumer.stop()
-    runner.join(15)
-    assert not runner.is_alive()
 
 
 def dead_letter_reasons(broker_channel, topology, expected: int) -> list[str]:
@@ -112,7 +90,7 @@ POISON = {
 def test_a_forged_delivery_is_dead_lettered_with_its_reason_and_the_next_event_applied(
     alice, bob, topology, broker_channel, running_consumer, caplog, body, reason
 ):
-    publish(topology, body)
+    publish_confirmed(topology, body)
 
     [dead] = dead_letter_reasons(broker_channel, topology, 1)
     assert reason in dead
@@ -132,7 +110,7 @@ def test_data_the_database_cannot_store_never_reaches_a_notification_or_a_log_li
     message = Message.objects.create(sender=alice, receiver=bob, content="real")
     Notification.objects.all().delete()
     data = {**created_data(str(message.message_id), text), "sender_id": alice.pk, "receiver_id": bob.pk}
-    publish(topology, json.dumps(forged_event(id=str(uuid.uuid4()), data=data)).encode())
+    publish_confirmed(topology, json.dumps(forged_event(id=str(uuid.uuid4()), data=data)).encode())
 
     notification = wait_until(lambda: Notification.objects.filter(message=message).first(), what="the notification")
     assert notification.content == "real"
@@ -155,7 +133,7 @@ class JsonColumnConsumer(NotificationsConsumer):
 def test_a_database_error_on_an_events_values_logs_its_type_and_event_id_only(topology, broker_channel, caplog):
     caplog.set_level(logging.DEBUG)
     event_id = str(uuid.uuid4())
-    publish(
+    publish_confirmed(
         topology,
         json.dumps(forged_event(id=event_id, data=created_data(str(uuid.uuid4()), f"{CONTENT}\u0000"))).encode(),
     )

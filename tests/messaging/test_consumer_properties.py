@@ -5,21 +5,18 @@ delivery (any bytes, any JSON, in any envelope field) stops a running consumer o
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 
 import pytest
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kombu import Producer
 
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
-from outbox.broker import broker_connection
 from outbox.envelope import encode_event
 from outbox.services import claim_pending_events
-from tests.helpers import queue_depth, relay_pending_events, run_in_thread, wait_until
+from tests.helpers import publish_confirmed, queue_depth, relay_pending_events, wait_until
 
 
 class Rollback(Exception):
@@ -141,27 +138,13 @@ forged_bodies = st.one_of(
 )
 
 
-@pytest.fixture
-def running_consumer(topology, caplog):
-    caplog.set_level(logging.DEBUG)
-    consumer = NotificationsConsumer(max_backoff=0.2)
-    runner = run_in_thread(consumer)
-    yield consumer
-    consumer.stop()
-    runner.join(15)
-    assert not runner.is_alive()
-
-
 @pytest.mark.django_db(transaction=True)
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(bodies=st.lists(forged_bodies, min_size=1, max_size=3))
 def test_no_forged_delivery_stops_the_consumer_or_reaches_a_log_line(
     alice, bob, topology, broker_channel, running_consumer, caplog, bodies
 ):
-    with broker_connection(transport_options={"confirm_publish": True}) as conn:
-        producer = Producer(conn.channel())
-        for body in bodies:
-            producer.publish(body, exchange=topology.events, routing_key="message.created")
+    publish_confirmed(topology, *bodies)
     message = Message.objects.create(sender=alice, receiver=bob, content="valid, behind the forged ones")
     relay_pending_events()
 
