@@ -125,7 +125,8 @@ ensure_rabbitmq() {
 # The test suite's private vhost on the local RabbitMQ, and one user per broker role on it with
 # the permissions the service documents (manage.py broker_permissions), plus an administrator
 # for the fixtures. Names carry each test's BROKER_NAMESPACE (test-…., chaos-…., bench-….).
-TEST_VHOST="outbox-test"
+# OUTBOX_TEST_VHOST gives a checkout its own vhost, so suites run side by side keep their own permissions.
+TEST_VHOST="${OUTBOX_TEST_VHOST:-outbox-test}"
 TEST_BROKER_PASSWORD="outbox-test-password"
 TEST_NAMESPACE_PATTERN='(?:[a-z]+-[0-9a-f]+\.)?'
 TEST_BROKER_ROLES=(relay consumer replay monitor)
