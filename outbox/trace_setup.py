@@ -23,13 +23,12 @@ from outbox import tracing
 
 
 class QueriesInsideTracesOnly(Sampler):
-    """Samples every root span but a database query's: a query belongs to a request, a batch or
-    an apply, and the workers' own polling and heartbeats would otherwise each start a trace."""
+    """Samples every root span but a client's: the only client spans here are database queries,
+    which belong to a request, a batch or an apply; the workers' polling and heartbeats would
+    otherwise each start a trace of one query."""
 
     def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
-        if kind == SpanKind.CLIENT and attributes and "db.system" in attributes:
-            return SamplingResult(Decision.DROP)
-        if kind == SpanKind.CLIENT and attributes and "db.system.name" in attributes:
+        if kind == SpanKind.CLIENT:
             return SamplingResult(Decision.DROP)
         return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
