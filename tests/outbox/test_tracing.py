@@ -9,6 +9,7 @@ import uuid
 import pytest
 from django.db import transaction
 from opentelemetry.trace import SpanKind
+from prometheus_client import REGISTRY
 
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
@@ -37,6 +38,16 @@ def deliver(topology, broker_channel, count: int = 1) -> list[bytes]:
     for delivery in deliveries:
         delivery.ack()
     return [delivery.body for delivery in deliveries]
+
+
+def latency_exemplar_trace_ids() -> set[str]:
+    return {
+        sample.exemplar.labels["trace_id"]
+        for metric in REGISTRY.collect()
+        if metric.name == "outbox_end_to_end_latency_seconds"
+        for sample in metric.samples
+        if sample.exemplar is not None
+    }
 
 
 def test_tracing_is_off_by_default_and_an_append_stores_no_trace_context(alice, bob):
@@ -83,6 +94,8 @@ def test_one_send_is_one_trace_from_the_append_through_the_relay_to_the_consumer
     assert Notification.objects.filter(message=message).exists()
     appended = OutboxEvent.objects.get(event_type="notification.created")
     assert appended.headers["traceparent"] == tracing.headers_of(apply.context)["traceparent"]
+    # The end-to-end latency observation carries the trace id as its exemplar.
+    assert f"{trace_id:032x}" in latency_exemplar_trace_ids()
 
 
 def test_an_event_stored_without_trace_context_is_relayed_and_starts_a_new_trace_at_the_relay(
