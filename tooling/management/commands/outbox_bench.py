@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 from tooling.benchmarks.publish_paths import PublishPathBench
+from tooling.benchmarks.tracing import TracingBench
 
 
 class Command(BaseCommand):
@@ -68,6 +69,12 @@ class Command(BaseCommand):
             help="measure only the relay's publish: its hand-packed frames against py-amqp's basic_publish, "
             "--limit-rounds alternated rounds of --backlog events",
         )
+        parser.add_argument(
+            "--tracing",
+            action="store_true",
+            help="measure only what tracing costs: --write-rounds alternated write runs and the end-to-end latency "
+            "at the first of --rates, tracing off and on with spans dropped",
+        )
         parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
 
     def handle(self, *args, **options) -> None:
@@ -103,7 +110,11 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            bench = PublishPathBench if options["publish_paths"] else PipelineBench
+            bench = PipelineBench
+            if options["publish_paths"]:
+                bench = PublishPathBench
+            elif options["tracing"]:
+                bench = TracingBench
             run = bench(config, progress=progress)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
