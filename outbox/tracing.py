@@ -30,6 +30,8 @@ TRACER_NAME = "outbox"
 #: True once `start()` installed a tracer provider; read by every hook before any SDK work.
 ACTIVE = False
 _provider = None
+# The provider's tracer, looked up once: `get_tracer` costs as much as starting a span.
+_tracer = None
 
 # W3C trace context, version 00: version-traceid-parentid-flags, lowercase hex.
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -39,7 +41,6 @@ def start(
     *, exporter_name: str, service_name: str, jsonl_path: str = "", otlp_endpoint: str = "", sampler: Any = None
 ) -> bool:
     """Install a tracer provider exporting with `exporter_name`; False (and stay off) for none."""
-    global ACTIVE, _provider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -50,15 +51,15 @@ def start(
         return False
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler)
     provider.add_span_processor(processor)
-    _provider = provider
-    ACTIVE = True
+    use_provider(provider)
     return True
 
 
 def use_provider(provider: Any) -> None:
     """Trace into `provider` (a test's, with an in-memory exporter); None turns tracing off."""
-    global ACTIVE, _provider
+    global ACTIVE, _provider, _tracer
     _provider = provider
+    _tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
     ACTIVE = provider is not None
 
 
@@ -69,9 +70,8 @@ def provider() -> Any:
 
 def stop() -> None:
     """Flush what is buffered and turn tracing off."""
-    global ACTIVE, _provider
-    provider, _provider = _provider, None
-    ACTIVE = False
+    provider = _provider
+    use_provider(None)
     if provider is not None and hasattr(provider, "shutdown"):
         provider.shutdown()
 
@@ -84,7 +84,7 @@ def flush() -> None:
 
 def tracer() -> trace.Tracer:
     """The outbox's tracer on the installed provider."""
-    return _provider.get_tracer(TRACER_NAME)
+    return _tracer
 
 
 # --- context <-> headers ---------------------------------------------------------------------
