@@ -278,7 +278,7 @@ class InboxConsumer(Worker):
                         seen.add(event.event_id)
                         fresh.append(event)
                 if fresh and tracing.ACTIVE:
-                    tracing.apply_each_in_span(fresh, self.apply_batch, consumer=self.name)
+                    tracing.apply_in_spans(fresh, self.apply_batch, consumer=self.name)
                 elif fresh:
                     self.apply_batch(fresh)
                     failpoint("consumer.before_commit")

@@ -12,13 +12,25 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +44,8 @@ ACTIVE = False
 _provider = None
 # The provider's tracer, looked up once: `get_tracer` costs as much as starting a span.
 _tracer = None
+# While a consumer applies a batch: each event's id -> its apply span's context (`headers_caused_by`).
+_causes: ContextVar[dict | None] = ContextVar("outbox_trace_causes", default=None)
 
 # W3C trace context, version 00: version-traceid-parentid-flags, lowercase hex.
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -190,24 +204,49 @@ def event_attributes(event: Any) -> dict[str, Any]:
     }
 
 
-def apply_each_in_span(events: Sequence[Any], apply_batch: Callable[[list], None], *, consumer: str) -> None:
-    """Apply `events` one by one, each inside an `apply <type>` consumer span of its delivery's trace.
+def apply_in_spans(events: Sequence[Any], apply_batch: Callable[[list], None], *, consumer: str) -> None:
+    """Apply `events` as one batch, each inside an `apply <type>` consumer span of its delivery's trace.
 
-    One at a time so that what a handler appends (emit stores the current context) belongs to
-    the trace of the event that caused it. A delivery whose traceparent cannot be read starts a
-    new trace and says so in a log line.
+    A batch of one runs inside its span, so what the handler appends joins that trace. In a larger
+    batch no span is current (an append would otherwise join the wrong trace): a handler that knows
+    which event caused an append gives it `headers_caused_by(event_id)`. A delivery whose
+    traceparent cannot be read starts a new trace and says so in a log line.
     """
+    spans: dict[Any, Span] = {}
     for event in events:
         headers = event.trace_context
         if is_malformed(headers):
             logger.warning("consumer.traceparent_ignored consumer=%s event=%s new_trace=true", consumer, event.event_id)
-        span_context = span_context_from(headers)
         attributes = event_attributes(event) | {"messaging.consumer.group.name": consumer}
-        current = start_span(
-            f"apply {event.event_type}", parent=span_context, kind=SpanKind.CONSUMER, attributes=attributes
+        spans[event.event_id] = start_span(
+            f"apply {event.event_type}",
+            parent=span_context_from(headers),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
         )
-        try:
-            with trace.use_span(current, end_on_exit=False, record_exception=True, set_status_on_exception=True):
-                apply_batch([event])
-        finally:
-            current.end()
+    token = _causes.set({event_id: span.get_span_context() for event_id, span in spans.items()})
+    current = next(iter(spans.values())) if len(spans) == 1 else trace.INVALID_SPAN
+    try:
+        with trace.use_span(current, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            apply_batch(list(events))
+    except Exception as exc:
+        for span in spans.values():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        _causes.reset(token)
+        for span in spans.values():
+            span.end()
+
+
+def headers_caused_by(event_id: Any) -> dict[str, str]:
+    """Trace headers for an event appended because the consumer is applying `event_id`: its apply
+    span's context; empty when tracing is off or that event is not being applied here."""
+    if not ACTIVE:
+        return {}
+    causes = _causes.get()
+    span_context = (
+        causes.get(event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))) if causes else None
+    )
+    return headers_of(span_context) if span_context is not None else {}

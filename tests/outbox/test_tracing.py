@@ -172,3 +172,24 @@ def test_a_malformed_traceparent_on_a_delivery_is_ignored_with_a_log_line_and_th
     assert Notification.objects.filter(message=message).count() == 1
     assert "consumer.traceparent_ignored consumer=notifications" in caplog.text
     assert only(spans, "apply message.created").parent is None
+
+
+def test_a_batch_applied_at_once_gives_each_event_its_apply_span_and_each_notification_event_its_trace(
+    alice, bob, topology, broker_channel, spans
+):
+    requests = []
+    for content in ("first", "second"):
+        with tracing.tracer().start_as_current_span("request") as request:
+            send_message(sender=alice, receiver=bob, content=content)
+        requests.append(request.get_span_context().trace_id)
+    relay_pending_events()
+    consumer = NotificationsConsumer()
+    consumer.apply_events([consumer.check_delivery(body) for body in deliver(topology, broker_channel, 2)])
+
+    applies = by_name(spans, "apply message.created")
+    sends = {span.context.span_id: span for span in by_name(spans, "send message.created")}
+    assert sorted(span.context.trace_id for span in applies) == sorted(requests)
+    for apply in applies:
+        assert sends[apply.parent.span_id].context.trace_id == apply.context.trace_id
+    appended = {event.headers["traceparent"] for event in OutboxEvent.objects.filter(event_type="notification.created")}
+    assert appended == {tracing.headers_of(apply.context)["traceparent"] for apply in applies}
