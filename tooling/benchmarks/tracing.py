@@ -1,10 +1,11 @@
 """`outbox_bench --tracing`: what tracing costs, off against on with spans made and dropped.
 
-The write path is the single writer's `Message.objects.create` (message, event, commit), each
-write inside a server span standing in for the request's, with psycopg instrumented as the web
-process has it; rounds alternate off and on so that a change in the machine's load falls on both
-sides. End-to-end latency runs the real relay and consumer with `OTEL_TRACES_EXPORTER=drop`
-against `none`, the writes traced or not alike.
+The write path is the single writer's `Message.objects.create` (message, event, commit) in three
+states, rounds rotating their order so that a change in the machine's load falls on all: off;
+`spans`, each write inside a server span standing in for the request's, so the outbox stores its
+context; `queries`, as the web runs it, psycopg instrumented too (a span per statement).
+End-to-end latency runs the real relay and consumer with `OTEL_TRACES_EXPORTER=drop` against
+`none`, the writes traced or not alike.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from messaging.models import Message
 from outbox import tracing
 from tooling.benchmarks.pipeline import PipelineBench
 
+WRITE_STATES = ("off", "spans", "queries")
+
 
 @contextlib.contextmanager
-def tracing_dropped() -> Iterator[None]:
-    """Tracing on in this process as in the web (psycopg instrumented), its spans dropped."""
+def tracing_dropped(*, queries: bool = True) -> Iterator[None]:
+    """Tracing on in this process, its spans dropped; with `queries`, psycopg instrumented as in the web."""
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.sdk.trace.sampling import ParentBased
 
@@ -32,15 +35,23 @@ def tracing_dropped() -> Iterator[None]:
 
     tracing.start(exporter_name="drop", service_name="bench", sampler=ParentBased(root=QueriesInsideTracesOnly()))
     instrumentor = PsycopgInstrumentor()
-    instrumentor.instrument(tracer_provider=tracing.provider(), enable_commenter=False)
-    # psycopg is instrumented when a connection opens: open a new one.
-    connections.close_all()
+    if queries:
+        instrumentor.instrument(tracer_provider=tracing.provider(), enable_commenter=False)
+        # psycopg is instrumented when a connection opens: open a new one.
+        connections.close_all()
     try:
         yield
     finally:
-        instrumentor.uninstrument()
+        if queries:
+            instrumentor.uninstrument()
+            connections.close_all()
         tracing.stop()
-        connections.close_all()
+
+
+def _state(name: str):
+    if name == "off":
+        return contextlib.nullcontext()
+    return tracing_dropped(queries=name == "queries")
 
 
 class TracingBench(PipelineBench):
@@ -49,18 +60,20 @@ class TracingBench(PipelineBench):
     def measure(self) -> None:
         rounds = []
         for number in range(self.config.write_rounds):
-            order = ("off", "on") if number % 2 == 0 else ("on", "off")
-            figures = {state: self._traced_write_rate(state == "on") for state in order}
-            rounds.append(figures)
-            self.progress("write path off/on", number + 1, self.config.write_rounds)
-        for state in ("off", "on"):
+            shift = number % len(WRITE_STATES)
+            order = WRITE_STATES[shift:] + WRITE_STATES[:shift]
+            rounds.append({state: self._traced_write_rate(state) for state in order})
+            self.progress("write path off/spans/queries", number + 1, self.config.write_rounds)
+        for state in WRITE_STATES:
             self.result.set(f"tracing.write.{state}_per_s", statistics.median(r[state] for r in rounds))
-        self.result.set("tracing.write.overhead", statistics.median(r["off"] / r["on"] - 1 for r in rounds))
+            if state != "off":
+                overhead = statistics.median(r["off"] / r[state] - 1 for r in rounds)
+                self.result.set(f"tracing.write.{state}_overhead", overhead)
         self._discard_pending_bench_events()
         rate = self.config.rates[0]
         for state in ("off", "on"):
             self.env["OTEL_TRACES_EXPORTER"] = "drop" if state == "on" else "none"
-            with tracing_dropped() if state == "on" else contextlib.nullcontext():
+            with _state("queries" if state == "on" else "off"):
                 self.measure_latency(prefix=f"tracing.{state}.", rates=(rate,))
         self.env.pop("OTEL_TRACES_EXPORTER")
         for name in ("p50", "p99"):
@@ -68,10 +81,11 @@ class TracingBench(PipelineBench):
             on = self.result.figures[f"tracing.on.latency.{rate}_per_s.{name}_ms"]
             self.result.set(f"tracing.latency.{rate}_per_s.{name}_change", on / off - 1)
 
-    def _traced_write_rate(self, traced: bool) -> float:
+    def _traced_write_rate(self, state: str) -> float:
         sender, receiver = self._users
         count = self.config.write_messages
-        with tracing_dropped() if traced else contextlib.nullcontext():
+        traced = state != "off"
+        with _state(state):
             started = time.perf_counter()
             for _ in range(count):
                 with _request_span(traced):
