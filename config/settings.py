@@ -400,6 +400,9 @@ if OTEL_TRACES_EXPORTER == "otlp" and not OTEL_EXPORTER_OTLP_ENDPOINT:
 OTEL_TRACES_FILE = os.environ.get("OTEL_TRACES_FILE", "")
 if OTEL_TRACES_EXPORTER == "jsonl" and not OTEL_TRACES_FILE:
     raise ImproperlyConfigured("OTEL_TRACES_EXPORTER=jsonl needs OTEL_TRACES_FILE")
+# A span per SQL statement (psycopg instrumentation): the detail of each transaction, at a cost
+# on the write path (docs/performance.md "Tracing overhead"); off, the transaction is one span.
+OTEL_TRACE_QUERIES = _env_bool("OTEL_TRACE_QUERIES", False)
 # The service name on every span of this process (web, relay, consumer in the compose stack).
 OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "messaging")
 

@@ -37,7 +37,7 @@ class QueriesInsideTracesOnly(Sampler):
 
 
 def start_tracing() -> None:
-    """Start the configured exporter and instrument Django and psycopg; flush at exit."""
+    """Start the configured exporter and instrument Django (psycopg with OTEL_TRACE_QUERIES); flush at exit."""
     started = tracing.start(
         exporter_name=settings.OTEL_TRACES_EXPORTER,
         service_name=settings.OTEL_SERVICE_NAME,
@@ -50,8 +50,10 @@ def start_tracing() -> None:
     provider = tracing.provider()
     trace.set_tracer_provider(provider)
     from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
     DjangoInstrumentor().instrument(tracer_provider=provider)
-    PsycopgInstrumentor().instrument(tracer_provider=provider, enable_commenter=False)
+    if settings.OTEL_TRACE_QUERIES:
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        PsycopgInstrumentor().instrument(tracer_provider=provider, enable_commenter=False)
     atexit.register(tracing.stop)

@@ -36,7 +36,12 @@ def test_one_api_send_is_one_trace_through_web_relay_and_consumer_processes(
     files = {service: tmp_path / f"{service}-spans.jsonl" for service in ("web", "relay", "consumer")}
 
     def traced(service: str) -> dict:
-        return {"OTEL_TRACES_EXPORTER": "jsonl", "OTEL_TRACES_FILE": str(files[service]), "OTEL_SERVICE_NAME": service}
+        return {
+            "OTEL_TRACES_EXPORTER": "jsonl",
+            "OTEL_TRACES_FILE": str(files[service]),
+            "OTEL_SERVICE_NAME": service,
+            "OTEL_TRACE_QUERIES": "true",
+        }
 
     port = gunicorn("--workers", "1", env=traced("web"))
     relay = spawn_worker("relay", env=traced("relay"))
@@ -63,13 +68,13 @@ def test_one_api_send_is_one_trace_through_web_relay_and_consumer_processes(
     assert send["service"] == "relay"
     assert apply["service"] == "consumer"
     assert web["trace_id"] == send["trace_id"] == apply["trace_id"]
-    # The append happened inside the request: the send span's parent is one of the web's spans.
-    web_span_ids = {
-        span["span_id"] for span in spans if span["service"] == "web" and span["trace_id"] == web["trace_id"]
-    }
-    assert send["parent_span_id"] in web_span_ids
-    # psycopg's spans: the request's writes are in the trace; the workers' idle queries start none.
-    assert [span for span in named(spans, "INSERT") if span["parent_span_id"] == web["span_id"]]
+    # The append happened in the request's write transaction: the send span's parent.
+    [write] = named(spans, "messaging.write_message")
+    assert write["parent_span_id"] == web["span_id"]
+    assert send["parent_span_id"] == write["span_id"]
+    # psycopg's spans (OTEL_TRACE_QUERIES): the transaction's statements are in the trace; the
+    # workers' idle queries start none.
+    assert [span for span in named(spans, "INSERT") if span["parent_span_id"] == write["span_id"]]
     worker_roots = {span["name"] for span in spans if span["service"] != "web" and not span["parent_span_id"]}
     assert worker_roots == {"relay.batch"}
     assert apply["parent_span_id"] == send["span_id"]

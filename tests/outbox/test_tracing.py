@@ -60,7 +60,7 @@ def test_tracing_is_off_by_default_and_an_append_stores_no_trace_context(alice, 
 
 def test_an_append_stores_the_current_span_context_in_the_event_headers(alice, bob, spans):
     with tracing.tracer().start_as_current_span("request") as request:
-        message = send_message(sender=alice, receiver=bob, content="traced")
+        message = Message.objects.create(sender=alice, receiver=bob, content="traced")
     event = OutboxEvent.objects.get(aggregate_id=str(message.message_id))
     context = request.get_span_context()
     assert event.headers["traceparent"] == tracing.headers_of(context)["traceparent"]
@@ -71,7 +71,7 @@ def test_one_send_is_one_trace_from_the_append_through_the_relay_to_the_consumer
     alice, bob, topology, broker_channel, spans
 ):
     with tracing.tracer().start_as_current_span("request") as request:
-        message = send_message(sender=alice, receiver=bob, content="follow me")
+        message = Message.objects.create(sender=alice, receiver=bob, content="follow me")
     relay_pending_events()
     NotificationsConsumer().handle_delivery(deliver(topology, broker_channel)[0])
 
@@ -123,7 +123,7 @@ def test_an_event_stored_without_trace_context_is_relayed_and_starts_a_new_trace
 
 def test_a_replayed_event_gets_a_new_trace_linked_to_the_original(alice, bob, topology, broker_channel, spans):
     with tracing.tracer().start_as_current_span("request") as request:
-        send_message(sender=alice, receiver=bob, content="again")
+        Message.objects.create(sender=alice, receiver=bob, content="again")
     relay_pending_events()
     deliver(topology, broker_channel)
 
