@@ -5,7 +5,7 @@ states, rounds rotating their order so that a change in the machine's load falls
 `spans`, each write inside a server span standing in for the request's, so the outbox stores its
 context; `queries`, as the web runs it, psycopg instrumented too (a span per statement).
 End-to-end latency runs the real relay and consumer with `OTEL_TRACES_EXPORTER=drop` against
-`none`, the writes traced or not alike.
+`none` (statements not traced, the default), the writes in the `spans` state or off alike.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class TracingBench(PipelineBench):
         rate = self.config.rates[0]
         for state in ("off", "on"):
             self.env["OTEL_TRACES_EXPORTER"] = "drop" if state == "on" else "none"
-            with _state("queries" if state == "on" else "off"):
+            with _state("spans" if state == "on" else "off"):
                 self.measure_latency(prefix=f"tracing.{state}.", rates=(rate,))
         self.env.pop("OTEL_TRACES_EXPORTER")
         for name in ("p50", "p99"):
