@@ -1,0 +1,235 @@
+"""Time partitions of the event and inbox tables: day bounds, names, create-ahead, list, drop.
+
+Both tables are range-partitioned on `event_id`, a UUIDv7 whose first 48 bits are its creation
+time in milliseconds, so a period of time is a range of ids (docs/decisions/0005-time-partitions.md).
+Partitions are created ahead by the relay's slow tick and `outbox_partitions`, never on the write
+path; a DEFAULT partition catches any id outside them and is reported. Retention drops whole
+partitions, and never one that still holds an unpublished (pending or dead) event.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
+
+from outbox.models import InboxEntry, OutboxEvent
+
+EVENTS_TABLE = OutboxEvent._meta.db_table
+INBOX_TABLE = InboxEntry._meta.db_table
+PARTITIONED_TABLES = (EVENTS_TABLE, INBOX_TABLE)
+
+# Retention takes an ACCESS EXCLUSIVE lock on the parent to drop a partition; it waits no longer
+# than this for it, so writers queue behind it for at most as long, and tries again next time.
+DROP_LOCK_TIMEOUT = "2s"
+
+_BOUND = re.compile(r"FOR VALUES FROM \((?P<lo>[^)]*)\) TO \((?P<hi>[^)]*)\)")
+
+
+def uuid_floor(moment: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of the millisecond `moment` falls in: every id made at or after it is greater."""
+    milliseconds = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=milliseconds << 80)
+
+
+def moment_of(event_id: uuid.UUID) -> datetime:
+    """The creation time a UUIDv7 carries in its first 48 bits."""
+    return datetime.fromtimestamp((event_id.int >> 80) / 1000, tz=timezone.utc)
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of `day`: partitions follow UTC days."""
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def partition_name(table: str, day: date) -> str:
+    """The name of `table`'s partition that starts on `day`."""
+    return f"{table}_p{day:%Y%m%d}"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of a table; `lower`/`upper` are None for MINVALUE/MAXVALUE, both None for DEFAULT."""
+
+    table: str
+    name: str
+    lower: uuid.UUID | None
+    upper: uuid.UUID | None
+    is_default: bool
+    estimated_rows: int
+
+    @property
+    def ends_at(self) -> datetime | None:
+        return None if self.upper is None else moment_of(self.upper)
+
+
+def _bound(text: str) -> uuid.UUID | None:
+    text = text.strip().strip("'")
+    return None if text in ("MINVALUE", "MAXVALUE") else uuid.UUID(text)
+
+
+def list_partitions(table: str, *, using: str = DEFAULT_DB_ALIAS) -> list[Partition]:
+    """`table`'s partitions in range order, the DEFAULT partition last; empty if it is not partitioned."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), greatest(c.reltuples, 0)::bigint "
+            "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass",
+            [table],
+        )
+        rows = cursor.fetchall()
+    partitions = []
+    for name, bound, estimated in rows:
+        match = _BOUND.search(bound)
+        if match is None:
+            partitions.append(Partition(table, name, None, None, True, estimated))
+        else:
+            partitions.append(Partition(table, name, _bound(match["lo"]), _bound(match["hi"]), False, estimated))
+    never = uuid.UUID(int=0)
+    partitions.sort(key=lambda p: (p.is_default, p.lower or never))
+    return partitions
+
+
+def create_partitions_ahead(
+    table: str,
+    *,
+    days_ahead: int,
+    partition_days: int = 1,
+    today: date | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> list[str]:
+    """Create `table`'s partitions up to `days_ahead` days past today; return the names created.
+
+    They continue from the last partition's upper bound, or start today when the last one ended
+    earlier (the days between went to the DEFAULT partition, which reports them).
+    """
+    today = today or datetime.now(timezone.utc).date()
+    ranged = [p for p in list_partitions(table, using=using) if not p.is_default and p.upper is not None]
+    start = day_start(today)
+    if ranged:
+        last_end = max(moment_of(p.upper) for p in ranged)
+        start = max(start, last_end)
+    horizon = day_start(today + timedelta(days=days_ahead + 1))
+    created = []
+    while start < horizon:
+        end = start + timedelta(days=partition_days)
+        name = partition_name(table, start.date())
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            cursor.execute(
+                f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
+                [str(uuid_floor(start)), str(uuid_floor(end))],
+            )
+        created.append(name)
+        start = end
+    return created
+
+
+@dataclass
+class RetentionResult:
+    """What one retention pass did: partitions dropped, and those kept with the reason."""
+
+    dropped: list[str] = field(default_factory=list)
+    dropped_rows: int = 0
+    kept: dict[str, str] = field(default_factory=dict)
+
+
+def expired_partitions(table: str, retention_days: int, *, now: datetime | None = None, using=DEFAULT_DB_ALIAS):
+    """`table`'s range partitions whose every id is older than the retention window."""
+    cutoff = uuid_floor((now or datetime.now(timezone.utc)) - timedelta(days=retention_days))
+    return [
+        p for p in list_partitions(table, using=using) if not p.is_default and p.upper is not None and p.upper <= cutoff
+    ]
+
+
+def unpublished_in(partition: str, *, using: str = DEFAULT_DB_ALIAS) -> tuple[int, int]:
+    """(pending, dead) events held by one partition of the event table."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FILTER (WHERE dead_at IS NULL), count(*) FILTER (WHERE dead_at IS NOT NULL) "
+            f'FROM "{partition}" WHERE published_at IS NULL'
+        )
+        pending, dead = cursor.fetchone()
+    return pending, dead
+
+
+def drop_expired_partitions(
+    retention_days: int,
+    *,
+    now: datetime | None = None,
+    on_progress: Callable[[Partition, str], None] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> RetentionResult:
+    """Drop the event and inbox partitions older than `retention_days`, whole; keep any with unpublished events.
+
+    Each drop is its own short transaction: the partition is locked, checked for pending and
+    dead events under that lock (so none can appear between the check and the drop), then
+    dropped. A lock not granted within `DROP_LOCK_TIMEOUT` keeps the partition for next time.
+    """
+    result = RetentionResult()
+    for table in PARTITIONED_TABLES:
+        for partition in expired_partitions(table, retention_days, now=now, using=using):
+            outcome = _drop_one(partition, check_unpublished=table == EVENTS_TABLE, using=using)
+            if outcome == "dropped":
+                result.dropped.append(partition.name)
+                result.dropped_rows += partition.estimated_rows
+            else:
+                result.kept[partition.name] = outcome
+            if on_progress is not None:
+                on_progress(partition, outcome)
+    return result
+
+
+def _drop_one(partition: Partition, *, check_unpublished: bool, using: str) -> str:
+    try:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+            cursor.execute(f'LOCK TABLE "{partition.table}", "{partition.name}" IN ACCESS EXCLUSIVE MODE')
+            if check_unpublished:
+                pending, dead = unpublished_in(partition.name, using=using)
+                if pending or dead:
+                    return f"holds {pending} pending and {dead} dead events"
+            cursor.execute(f'DROP TABLE "{partition.name}"')
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+            return "lock not granted in time; retried on the next pass"
+        raise
+    return "dropped"
+
+
+@dataclass(frozen=True)
+class PartitionReport:
+    """What an operator needs to know of the partitions: kept past retention, strays in DEFAULT."""
+
+    # Partition name -> why it is kept although older than the retention window.
+    kept: dict[str, str]
+    # Table -> rows in its DEFAULT partition (ids outside every range partition).
+    default_rows: dict[str, int]
+    # Table -> how many days ahead its partitions reach (negative: writes go to DEFAULT).
+    days_ahead: dict[str, int]
+
+
+def partition_report(retention_days: int, *, now: datetime | None = None, using=DEFAULT_DB_ALIAS) -> PartitionReport:
+    """The partitions kept past retention and why, the rows in each DEFAULT partition, the days covered ahead."""
+    now = now or datetime.now(timezone.utc)
+    kept: dict[str, str] = {}
+    for partition in expired_partitions(EVENTS_TABLE, retention_days, now=now, using=using):
+        pending, dead = unpublished_in(partition.name, using=using)
+        if pending or dead:
+            kept[partition.name] = f"holds {pending} pending and {dead} dead events"
+    default_rows: dict[str, int] = {}
+    days_ahead: dict[str, int] = {}
+    for table in PARTITIONED_TABLES:
+        partitions = list_partitions(table, using=using)
+        for partition in partitions:
+            if partition.is_default:
+                with connections[using].cursor() as cursor:
+                    cursor.execute(f'SELECT count(*) FROM "{partition.name}"')
+                    default_rows[table] = cursor.fetchone()[0]
+        ends = [p.ends_at for p in partitions if p.ends_at is not None]
+        if ends:
+            days_ahead[table] = (max(ends) - now).days
+    return PartitionReport(kept=kept, default_rows=default_rows, days_ahead=days_ahead)
