@@ -9,7 +9,7 @@ concurrently with writers. The steps and their limits: docs/decisions/0005-time-
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.db import connections
 
@@ -41,7 +41,7 @@ def convert_to_partitioned(
     db = connections[using]
     if db.in_atomic_block:
         raise RuntimeError("convert_to_partitioned runs its own transactions")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     upper = str(_legacy_upper_bound(now))
     legacy, default = _short(table, "_legacy"), _short(table, "_default")
     with db.cursor() as cursor:

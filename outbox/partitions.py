@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
 
@@ -38,12 +38,12 @@ def uuid_floor(moment: datetime) -> uuid.UUID:
 
 def moment_of(event_id: uuid.UUID) -> datetime:
     """The creation time a UUIDv7 carries in its first 48 bits."""
-    return datetime.fromtimestamp((event_id.int >> 80) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp((event_id.int >> 80) / 1000, tz=UTC)
 
 
 def day_start(day: date) -> datetime:
     """Midnight UTC at the start of `day`: partitions follow UTC days."""
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def partition_name(table: str, day: date) -> str:
@@ -107,7 +107,7 @@ def create_partitions_ahead(
     They continue from the last partition's upper bound, or start today when the last one ended
     earlier (the days between went to the DEFAULT partition, which reports them).
     """
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     ranged = [p for p in list_partitions(table, using=using) if not p.is_default and p.upper is not None]
     start = day_start(today)
     if ranged:
@@ -139,7 +139,7 @@ class RetentionResult:
 
 def expired_partitions(table: str, retention_days: int, *, now: datetime | None = None, using=DEFAULT_DB_ALIAS):
     """`table`'s range partitions whose every id is older than the retention window."""
-    cutoff = uuid_floor((now or datetime.now(timezone.utc)) - timedelta(days=retention_days))
+    cutoff = uuid_floor((now or datetime.now(UTC)) - timedelta(days=retention_days))
     return [
         p for p in list_partitions(table, using=using) if not p.is_default and p.upper is not None and p.upper <= cutoff
     ]
@@ -214,7 +214,7 @@ class PartitionReport:
 
 def partition_report(retention_days: int, *, now: datetime | None = None, using=DEFAULT_DB_ALIAS) -> PartitionReport:
     """The partitions kept past retention and why, the rows in each DEFAULT partition, the days covered ahead."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     kept: dict[str, str] = {}
     for partition in expired_partitions(EVENTS_TABLE, retention_days, now=now, using=using):
         pending, dead = unpublished_in(partition.name, using=using)
