@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
 from outbox.failpoints import failpoint
-from outbox.services import claim_pending_events, mark_published, record_publish_failures
+from outbox.services import claim_pending_events, event_id_span, mark_published, record_publish_failures
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, Worker, database_unavailable
 from relay import metrics
 from relay.publisher import Publisher, relay_publisher
@@ -81,7 +81,7 @@ class Relay(Worker):
                 outcome = self.publisher.publish_batch(events)
                 confirm_seconds = time.perf_counter() - publish_started
                 failpoint("relay.after_confirm")
-                mark_published(outcome.confirmed, using=self.using)
+                mark_published(outcome.confirmed, within=event_id_span(e.event_id for e in events), using=self.using)
                 dead = record_publish_failures(outcome.failed, using=self.using)
             failpoint("relay.after_commit")
         except (OperationalError, InterfaceError) as exc:
