@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from django.db import connections
+from django.db import OperationalError, connections
 
-from outbox.partitions import create_partitions_ahead, day_start, uuid_floor
+from outbox.partitions import create_partitions_ahead, day_start, is_lock_timeout, uuid_floor
 
 # How many times the swap waits for its lock (a short lock_timeout each) before giving up.
 SWAP_ATTEMPTS = 20
@@ -92,11 +92,8 @@ def convert_to_partitioned(
                     cursor.execute("ROLLBACK")
                     raise
             break
-        except Exception as exc:
-            if (
-                getattr(exc.__cause__, "sqlstate", getattr(exc, "sqlstate", None)) != "55P03"
-                or attempt + 1 == SWAP_ATTEMPTS
-            ):
+        except OperationalError as exc:
+            if not is_lock_timeout(exc) or attempt + 1 == SWAP_ATTEMPTS:
                 raise
     create_partitions_ahead(table, days_ahead=days_ahead, using=using)
 

@@ -23,11 +23,17 @@ EVENTS_TABLE = OutboxEvent._meta.db_table
 INBOX_TABLE = InboxEntry._meta.db_table
 PARTITIONED_TABLES = (EVENTS_TABLE, INBOX_TABLE)
 
-# Retention takes an ACCESS EXCLUSIVE lock on the parent to drop a partition; it waits no longer
-# than this for it, so writers queue behind it for at most as long, and tries again next time.
-DROP_LOCK_TIMEOUT = "2s"
+# Creating or dropping a partition takes an ACCESS EXCLUSIVE lock on the parent; it waits no
+# longer than this for it, so writers queue behind it for at most as long, and is tried again.
+DDL_LOCK_TIMEOUT = "2s"
+LOCK_NOT_AVAILABLE = "55P03"
 
 _BOUND = re.compile(r"FOR VALUES FROM \((?P<lo>[^)]*)\) TO \((?P<hi>[^)]*)\)")
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True for the error of a statement that waited longer than its lock_timeout."""
+    return getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
 def uuid_floor(moment: datetime) -> uuid.UUID:
@@ -119,6 +125,8 @@ def create_partitions_ahead(
         end = start + timedelta(days=partition_days)
         name = partition_name(table, start.date())
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            # Creating a partition locks the parent: never queue writers behind it for long.
+            cursor.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
             cursor.execute(
                 f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
                 [str(uuid_floor(start)), str(uuid_floor(end))],
@@ -167,7 +175,7 @@ def drop_expired_partitions(
 
     Each drop is its own short transaction: the partition is locked, checked for pending and
     dead events under that lock (so none can appear between the check and the drop), then
-    dropped. A lock not granted within `DROP_LOCK_TIMEOUT` keeps the partition for next time.
+    dropped. A lock not granted within `DDL_LOCK_TIMEOUT` keeps the partition for next time.
     """
     result = RetentionResult()
     for table in PARTITIONED_TABLES:
@@ -186,7 +194,7 @@ def drop_expired_partitions(
 def _drop_one(partition: Partition, *, check_unpublished: bool, using: str) -> str:
     try:
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+            cursor.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
             cursor.execute(f'LOCK TABLE "{partition.table}", "{partition.name}" IN ACCESS EXCLUSIVE MODE')
             if check_unpublished:
                 pending, dead = unpublished_in(partition.name, using=using)
@@ -194,7 +202,7 @@ def _drop_one(partition: Partition, *, check_unpublished: bool, using: str) -> s
                     return f"holds {pending} pending and {dead} dead events"
             cursor.execute(f'DROP TABLE "{partition.name}"')
     except OperationalError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+        if is_lock_timeout(exc):
             return "lock not granted in time; retried on the next pass"
         raise
     return "dropped"
@@ -237,7 +245,4 @@ def partition_report(retention_days: int, *, now: datetime | None = None, using=
 
 def uuid_floor_sql(moment_sql: str) -> str:
     """SQL for `uuid_floor` of a timestamp expression: a bound that lets PostgreSQL prune partitions."""
-    return (
-        f"(lpad(to_hex((extract(epoch FROM {moment_sql}) * 1000)::bigint), 12, '0') "
-        "|| '00000000000000000000')::uuid"
-    )
+    return f"(lpad(to_hex((extract(epoch FROM {moment_sql}) * 1000)::bigint), 12, '0') || '00000000000000000000')::uuid"

@@ -21,6 +21,7 @@ from outbox.failpoints import failpoint
 from outbox.services import claim_pending_events, event_id_span, mark_published, record_publish_failures
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, Worker, database_unavailable
 from relay import metrics
+from relay.partition_upkeep import PartitionUpkeep
 from relay.publisher import Publisher, relay_publisher
 from relay.wakeup import CommitListener
 
@@ -61,6 +62,7 @@ class Relay(Worker):
         self.batch_size = batch_size or settings.RELAY_BATCH_SIZE
         self.poll_interval = poll_interval or settings.RELAY_POLL_INTERVAL_SECONDS
         self.lock_timeout = settings.RELAY_LOCK_TIMEOUT_SECONDS
+        self.partition_upkeep = PartitionUpkeep(using=using)
 
     def describe(self) -> str:
         """The start line's fields: the broker (password masked), the batch size, the poll interval."""
@@ -103,6 +105,12 @@ class Relay(Worker):
         )
         return BatchResult(len(events), len(outcome.confirmed), len(outcome.failed))
 
+    def _keep_partitions_ahead(self) -> None:
+        try:
+            self.partition_upkeep.tick()
+        except (OperationalError, InterfaceError) as exc:
+            raise self._database_unavailable(exc) from exc
+
     def _limit_idle_in_transaction(self) -> None:
         # A relay that hangs while holding a batch (waiting on the broker, stopped, swapped out)
         # must not hold its locks for ever: PostgreSQL ends its session past this limit, which
@@ -134,6 +142,7 @@ class Relay(Worker):
         # LISTEN before claiming; a commit after the claim is caught by the wake gate.
         self.listener.connect()
         self.publisher.connect()
+        self._keep_partitions_ahead()
         if self.relay_batch().published > 0:
             return  # more may be claimable now (see drain())
         self._sleep_until_events()
