@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
 
 from outbox.models import InboxEntry, OutboxEvent
@@ -136,6 +137,19 @@ def create_partitions_ahead(
     return created
 
 
+def create_all_partitions_ahead(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """Create the missing partitions of both tables up to OUTBOX_PARTITIONS_AHEAD_DAYS; return their names."""
+    created: list[str] = []
+    for table in PARTITIONED_TABLES:
+        created += create_partitions_ahead(
+            table,
+            days_ahead=settings.OUTBOX_PARTITIONS_AHEAD_DAYS,
+            partition_days=settings.OUTBOX_PARTITION_DAYS,
+            using=using,
+        )
+    return created
+
+
 @dataclass
 class RetentionResult:
     """What one retention pass did: partitions dropped, and those kept with the reason."""
@@ -145,9 +159,11 @@ class RetentionResult:
     kept: dict[str, str] = field(default_factory=dict)
 
 
-def expired_partitions(table: str, retention_days: int, *, now: datetime | None = None, using=DEFAULT_DB_ALIAS):
-    """`table`'s range partitions whose every id is older than the retention window."""
-    cutoff = uuid_floor((now or datetime.now(UTC)) - timedelta(days=retention_days))
+def expired_partitions(
+    table: str, older_than: timedelta, *, now: datetime | None = None, using: str = DEFAULT_DB_ALIAS
+) -> list[Partition]:
+    """`table`'s range partitions whose every id is older than `older_than`."""
+    cutoff = uuid_floor((now or datetime.now(UTC)) - older_than)
     return [
         p for p in list_partitions(table, using=using) if not p.is_default and p.upper is not None and p.upper <= cutoff
     ]
@@ -164,14 +180,19 @@ def unpublished_in(partition: str, *, using: str = DEFAULT_DB_ALIAS) -> tuple[in
     return pending, dead
 
 
+def default_partition(table: str, *, using: str = DEFAULT_DB_ALIAS) -> str | None:
+    """The name of `table`'s DEFAULT partition, if it has one."""
+    return next((p.name for p in list_partitions(table, using=using) if p.is_default), None)
+
+
 def drop_expired_partitions(
-    retention_days: int,
+    older_than: timedelta,
     *,
     now: datetime | None = None,
     on_progress: Callable[[Partition, str], None] | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> RetentionResult:
-    """Drop the event and inbox partitions older than `retention_days`, whole; keep any with unpublished events.
+    """Drop the event and inbox partitions older than `older_than`, whole; keep any with unpublished events.
 
     Each drop is its own short transaction: the partition is locked, checked for pending and
     dead events under that lock (so none can appear between the check and the drop), then
@@ -179,7 +200,7 @@ def drop_expired_partitions(
     """
     result = RetentionResult()
     for table in PARTITIONED_TABLES:
-        for partition in expired_partitions(table, retention_days, now=now, using=using):
+        for partition in expired_partitions(table, older_than, now=now, using=using):
             outcome = _drop_one(partition, check_unpublished=table == EVENTS_TABLE, using=using)
             if outcome == "dropped":
                 result.dropped.append(partition.name)
@@ -224,7 +245,7 @@ def partition_report(retention_days: int, *, now: datetime | None = None, using=
     """The partitions kept past retention and why, the rows in each DEFAULT partition, the days covered ahead."""
     now = now or datetime.now(UTC)
     kept: dict[str, str] = {}
-    for partition in expired_partitions(EVENTS_TABLE, retention_days, now=now, using=using):
+    for partition in expired_partitions(EVENTS_TABLE, timedelta(days=retention_days), now=now, using=using):
         pending, dead = unpublished_in(partition.name, using=using)
         if pending or dead:
             kept[partition.name] = f"holds {pending} pending and {dead} dead events"

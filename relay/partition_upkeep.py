@@ -13,24 +13,11 @@ import time
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError
 
-from outbox.partitions import PARTITIONED_TABLES, create_partitions_ahead, is_lock_timeout
+from outbox.partitions import create_all_partitions_ahead, is_lock_timeout
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_LOCK_TIMEOUT_SECONDS = 10.0
-
-
-def create_all_partitions_ahead(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
-    """Create the missing partitions of both tables up to OUTBOX_PARTITIONS_AHEAD_DAYS; return their names."""
-    created: list[str] = []
-    for table in PARTITIONED_TABLES:
-        created += create_partitions_ahead(
-            table,
-            days_ahead=settings.OUTBOX_PARTITIONS_AHEAD_DAYS,
-            partition_days=settings.OUTBOX_PARTITION_DAYS,
-            using=using,
-        )
-    return created
 
 
 class PartitionUpkeep:
