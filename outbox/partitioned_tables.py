@@ -30,12 +30,18 @@ def _short(name: str, suffix: str) -> str:
 
 
 def convert_to_partitioned(
-    table: str, *, guarded_triggers: tuple[str, ...] = (), days_ahead: int = 3, using: str = "default"
+    table: str,
+    *,
+    guarded_triggers: tuple[str, ...] = (),
+    preferred_indexes: tuple[str, ...] = (),
+    days_ahead: int = 3,
+    using: str = "default",
 ) -> None:
     """Turn `table` (bigint identity `id`, uuid `event_id`) into a table partitioned by `event_id` range.
 
     `guarded_triggers` are the trigger ids (pgid) to ignore while the rows outside the legacy
-    range move to the DEFAULT partition (the append-only delete guards). Call it outside a
+    range move to the DEFAULT partition (the append-only delete guards); `preferred_indexes` are
+    rebuilt after the new primary key's index (see below). Call it outside a
     transaction; each step commits on its own, and running it again after a failure resumes it.
     """
     db = connections[using]
@@ -71,6 +77,11 @@ def convert_to_partitioned(
         # both built while writers go on.
         pk_index = _short(table, "_id_event_id")
         cursor.execute(f'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "{pk_index}" ON "{table}" (id, event_id)')
+        # On an exact tie of estimated costs (statistics of a table analyzed empty) the planner
+        # takes the index created last; rebuilt after the new key's, an index a query must use
+        # (the claim's pending index) keeps winning that tie over the key.
+        for index in preferred_indexes:
+            cursor.execute(f'REINDEX INDEX CONCURRENTLY "{index}"')
         check = _short(table, "_legacy_range")
         cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{check}"')
         cursor.execute(

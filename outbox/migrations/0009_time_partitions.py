@@ -18,7 +18,12 @@ DELETE_GUARDS = (
 
 def partition(apps, schema_editor):
     using = schema_editor.connection.alias
-    convert_to_partitioned("outbox_outboxevent", guarded_triggers=DELETE_GUARDS, using=using)
+    convert_to_partitioned(
+        "outbox_outboxevent",
+        guarded_triggers=DELETE_GUARDS,
+        preferred_indexes=("outbox_pending_idx",),
+        using=using,
+    )
     convert_to_partitioned("outbox_inboxentry", using=using)
 
 
