@@ -124,14 +124,7 @@ def create_partitions_ahead(
     created = []
     while start < horizon:
         end = start + timedelta(days=partition_days)
-        name = partition_name(table, start.date())
-        with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            # Creating a partition locks the parent: never queue writers behind it for long.
-            cursor.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
-            cursor.execute(
-                f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
-                [str(uuid_floor(start)), str(uuid_floor(end))],
-            )
+        name = create_partition(table, start, end, using=using)
         created.append(name)
         start = end
     return created
@@ -148,6 +141,19 @@ def create_all_partitions_ahead(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
             using=using,
         )
     return created
+
+
+def create_partition(table: str, start: datetime, end: datetime, *, using: str = DEFAULT_DB_ALIAS) -> str:
+    """Create `table`'s partition for the ids made from `start` to `end` (if missing); return its name."""
+    name = partition_name(table, start.date())
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        # Creating a partition locks the parent: never queue writers behind it for long.
+        cursor.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+        cursor.execute(
+            f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
+            [str(uuid_floor(start)), str(uuid_floor(end))],
+        )
+    return name
 
 
 @dataclass
