@@ -247,3 +247,13 @@ TIME_ORDERED_UUID_SQL = (
     "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') "
     "|| '7' || substr(md5(random()::text), 1, 19))::uuid"
 )
+
+
+def migrate_to(targets: list[tuple[str, str]] | None = None) -> None:
+    """Migrate the test database to `targets` (app, migration), or to the latest migrations when None."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets if targets is not None else executor.loader.graph.leaf_nodes())
