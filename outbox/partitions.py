@@ -207,7 +207,7 @@ def drop_expired_partitions(
     result = RetentionResult()
     for table in PARTITIONED_TABLES:
         for partition in expired_partitions(table, older_than, now=now, using=using):
-            outcome = _drop_one(partition, check_unpublished=table == EVENTS_TABLE, using=using)
+            outcome = drop_partition(partition, using=using)
             if outcome == "dropped":
                 result.dropped.append(partition.name)
                 result.dropped_rows += partition.estimated_rows
@@ -218,7 +218,9 @@ def drop_expired_partitions(
     return result
 
 
-def _drop_one(partition: Partition, *, check_unpublished: bool, using: str) -> str:
+def drop_partition(partition: Partition, *, using: str = DEFAULT_DB_ALIAS) -> str:
+    """Drop one partition unless it holds an unpublished event; return "dropped" or why it was kept."""
+    check_unpublished = partition.table == EVENTS_TABLE
     try:
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")

@@ -8,7 +8,10 @@ from datetime import date, timedelta
 from django.db import connection
 
 from outbox.models import InboxEntry, OutboxEvent
-from outbox.partitions import create_partition, day_start, list_partitions, uuid_floor
+from outbox.partitions import day_start, uuid_floor
+from tooling.benchmarks.partitions import daily_partitions_since
+
+__all__ = ["daily_partitions_since", "event_id_on", "insert_event", "insert_inbox_entry", "partition_of"]
 
 
 def event_id_on(day: date) -> uuid.UUID:
@@ -44,24 +47,3 @@ def partition_of(table: str, event_id: uuid.UUID) -> str:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT tableoid::regclass::text FROM {table} WHERE event_id = %s", [event_id])
         return cursor.fetchone()[0]
-
-
-def daily_partitions_since(first_day: date) -> None:
-    """Give both tables daily partitions from `first_day` on, as a table converted that day would have.
-
-    The migration's first ("legacy") partition holds every id up to two days after the test
-    database was made; it is attached again for ids before `first_day` only. Tests that call this
-    must run in a transaction that is rolled back (`django_db` without `transaction=True`).
-    """
-    for table in (OutboxEvent._meta.db_table, InboxEntry._meta.db_table):
-        legacy = next(p for p in list_partitions(table) if p.lower is None and not p.is_default)
-        with connection.cursor() as cursor:
-            cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{legacy.name}"')
-            cursor.execute(
-                f'ALTER TABLE "{table}" ATTACH PARTITION "{legacy.name}" FOR VALUES FROM (MINVALUE) TO (%s)',
-                [str(uuid_floor(day_start(first_day)))],
-            )
-        start = day_start(first_day)
-        while uuid_floor(start) < legacy.upper:
-            create_partition(table, start, start + timedelta(days=1))
-            start += timedelta(days=1)
