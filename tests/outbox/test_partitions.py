@@ -23,6 +23,8 @@ from outbox.partitions import (
     partition_report,
 )
 from outbox.services import claim_pending_events, event_id_span, mark_published
+from relay.replay import ReplaySelection, plan_replay, replay_events
+from tests.helpers import get_messages
 from tests.outbox.partition_rows import event_id_on, insert_event, insert_inbox_entry, partition_of
 
 TODAY = datetime.now(UTC).date()
@@ -146,3 +148,14 @@ def test_outbox_partitions_create_fills_the_days_ahead(db, capsys, settings):
     assert partition_name(EVENTS_TABLE, TODAY + timedelta(days=6)) in names(EVENTS_TABLE)
     assert partition_name(INBOX_TABLE, TODAY + timedelta(days=6)) in names(INBOX_TABLE)
     assert "created" in capsys.readouterr().out
+
+
+def test_replay_sends_published_events_of_every_partition_in_id_order(later_day, topology, broker_channel):
+    published = [insert_event(event_id_on(day), state="published") for day in (TODAY, later_day, TODAY)]
+
+    plan = plan_replay(ReplaySelection())
+    replay_events(plan)
+
+    deliveries = get_messages(broker_channel, topology.queue_for("notifications"), expected=3)
+    sent = [uuid.UUID(delivery.properties["message_id"]) for delivery in deliveries]
+    assert sent == list(OutboxEvent.objects.filter(pk__in=published).order_by("id").values_list("event_id", flat=True))
