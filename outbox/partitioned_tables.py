@@ -9,6 +9,7 @@ concurrently with writers. The steps and their limits: docs/decisions/0005-time-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import OperationalError, connections
@@ -111,27 +112,9 @@ def convert_to_partitioned(
 
 def _swap(cursor, table: str, legacy: str, default: str, pk_index: str, check: str, upper: str) -> None:
     cursor.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
-    # What is rebuilt on the parent: its indexes, unique constraints and triggers, read first.
-    cursor.execute(
-        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-        "WHERE x.indrelid = %s::regclass AND i.relname <> %s "
-        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)",
-        [table, pk_index],
-    )
-    indexes = cursor.fetchall()
-    cursor.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'",
-        [table],
-    )
-    uniques = cursor.fetchall()
-    cursor.execute(
-        "SELECT tgname, pg_get_triggerdef(oid), obj_description(oid, 'pg_trigger') FROM pg_trigger "
-        "WHERE tgrelid = %s::regclass AND NOT tgisinternal",
-        [table],
-    )
-    triggers = cursor.fetchall()
-    cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'", [table])
-    primary_key = cursor.fetchone()[0]
+    # What is rebuilt on the parent, read first.
+    shape = _read_shape(cursor, table, skip_index=pk_index)
+    primary_key = shape.primary_key
     # The id sequence: the identity's own goes with the identity, so a new one continues it.
     cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
     old_sequence = cursor.fetchone()[0]
@@ -144,11 +127,11 @@ def _swap(cursor, table: str, legacy: str, default: str, pk_index: str, check: s
     cursor.execute(f'CREATE SEQUENCE "{sequence}"')
     cursor.execute("SELECT setval(%s, %s, false)", [sequence, next_id])
     cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN id SET DEFAULT nextval(\'"{sequence}"\'::regclass)')
-    for name, _definition, _comment in triggers:
+    for name, _definition, _comment in shape.triggers:
         cursor.execute(f'DROP TRIGGER "{name}" ON "{table}"')
-    for name, _definition in uniques:
+    for name, _definition in shape.uniques:
         cursor.execute(f'ALTER TABLE "{table}" RENAME CONSTRAINT "{name}" TO "{_short(name, "_l")}"')
-    for name, _definition in indexes:
+    for name, _definition in shape.indexes:
         cursor.execute(f'ALTER INDEX "{name}" RENAME TO "{_short(name, "_l")}"')
     cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{primary_key}"')
     cursor.execute(
@@ -161,19 +144,13 @@ def _swap(cursor, table: str, legacy: str, default: str, pk_index: str, check: s
         f'CONSTRAINT "{primary_key}" PRIMARY KEY (id, event_id)) PARTITION BY RANGE (event_id)'
     )
     cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{check}"')
-    for name, definition in uniques:
-        cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+    _rebuild_uniques(cursor, table, shape)
     cursor.execute(f'ALTER SEQUENCE "{sequence}" OWNED BY "{table}".id')
     cursor.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{legacy}" FOR VALUES FROM (MINVALUE) TO (%s)', [upper])
     cursor.execute(f'ALTER TABLE "{legacy}" DROP CONSTRAINT "{check}"')
     cursor.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{default}" DEFAULT')
     # Matching indexes on the partitions are attached, not built.
-    for _name, definition in indexes:
-        cursor.execute(definition)
-    for name, definition, comment in triggers:
-        cursor.execute(definition)
-        if comment is not None:
-            cursor.execute(f'COMMENT ON TRIGGER "{name}" ON "{table}" IS %s', [comment])
+    _rebuild_indexes_and_triggers(cursor, table, shape)
 
 
 def convert_to_single(table: str, *, using: str = "default") -> None:
@@ -191,27 +168,7 @@ def convert_to_single(table: str, *, using: str = "default") -> None:
         cursor.execute("BEGIN")
         try:
             cursor.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
-            cursor.execute(
-                "SELECT pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-                "WHERE x.indrelid = %s::regclass AND NOT EXISTS "
-                "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)",
-                [table],
-            )
-            indexes = [row[0].replace(" ON ONLY ", " ON ") for row in cursor.fetchall()]
-            cursor.execute(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass AND contype = 'u'",
-                [table],
-            )
-            uniques = cursor.fetchall()
-            cursor.execute(
-                "SELECT tgname, pg_get_triggerdef(oid), obj_description(oid, 'pg_trigger') FROM pg_trigger "
-                "WHERE tgrelid = %s::regclass AND NOT tgisinternal",
-                [table],
-            )
-            triggers = cursor.fetchall()
-            cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'", [table])
-            primary_key = cursor.fetchone()[0]
+            shape = _read_shape(cursor, table)
             cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")
             next_id = cursor.fetchone()[0]
             cursor.execute(f'CREATE TABLE "{single}" (LIKE "{table}" INCLUDING CONSTRAINTS INCLUDING STORAGE)')
@@ -221,16 +178,60 @@ def convert_to_single(table: str, *, using: str = "default") -> None:
             cursor.execute(
                 f'ALTER TABLE "{table}" ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (START WITH {next_id})'
             )
-            cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{primary_key}" PRIMARY KEY (id)')
-            for name, definition in uniques:
-                cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
-            for definition in indexes:
-                cursor.execute(definition)
-            for name, definition, comment in triggers:
-                cursor.execute(definition)
-                if comment is not None:
-                    cursor.execute(f'COMMENT ON TRIGGER "{name}" ON "{table}" IS %s', [comment])
+            cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{shape.primary_key}" PRIMARY KEY (id)')
+            _rebuild_uniques(cursor, table, shape)
+            _rebuild_indexes_and_triggers(cursor, table, shape)
             cursor.execute("COMMIT")
         except Exception:
             cursor.execute("ROLLBACK")
             raise
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a table's conversion rebuilds: its keys, indexes and triggers as their definitions."""
+
+    primary_key: str
+    # (name, definition) of each unique constraint and of each index no constraint owns.
+    uniques: list[tuple[str, str]]
+    indexes: list[tuple[str, str]]
+    # (name, definition, comment): pgtrigger keeps its hash in the comment.
+    triggers: list[tuple[str, str, str | None]]
+
+
+def _read_shape(cursor, table: str, *, skip_index: str = "") -> _Shape:
+    cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'", [table])
+    primary_key = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'",
+        [table],
+    )
+    uniques = cursor.fetchall()
+    cursor.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "WHERE x.indrelid = %s::regclass AND i.relname <> %s "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)",
+        [table, skip_index],
+    )
+    # A partitioned table's index reads "ON ONLY"; rebuilt on a plain table it must not.
+    indexes = [(name, definition.replace(" ON ONLY ", " ON ")) for name, definition in cursor.fetchall()]
+    cursor.execute(
+        "SELECT tgname, pg_get_triggerdef(oid), obj_description(oid, 'pg_trigger') FROM pg_trigger "
+        "WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+        [table],
+    )
+    return _Shape(primary_key, uniques, indexes, cursor.fetchall())
+
+
+def _rebuild_uniques(cursor, table: str, shape: _Shape) -> None:
+    for name, definition in shape.uniques:
+        cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+
+
+def _rebuild_indexes_and_triggers(cursor, table: str, shape: _Shape) -> None:
+    for _name, definition in shape.indexes:
+        cursor.execute(definition)
+    for name, definition, comment in shape.triggers:
+        cursor.execute(definition)
+        if comment is not None:
+            cursor.execute(f'COMMENT ON TRIGGER "{name}" ON "{table}" IS %s', [comment])
