@@ -219,7 +219,8 @@ def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> l
     """Lock up to `batch_size` unpublished events in id order; other relays skip them.
 
     The lock lasts as long as the caller's transaction: a relay that dies releases its batch at
-    once, and the events stay pending for the next claim.
+    once, and the events stay pending for the next claim. Sequential scans and sorts stay off
+    for the rest of the caller's transaction (`CLAIM_PLANNER_SETTINGS`).
     """
     require_transaction(using)
     with connections[using].cursor() as cursor:
