@@ -152,6 +152,10 @@ _HEAD_SQL = f"""
     ORDER BY id
     LIMIT %s
 """
+# The first page has no lower bound: to estimate `id > %s` the planner reads the lowest id of
+# each partition's key index, which past many dead rows (published and pruned, rolled back)
+# costs milliseconds of planning per claim; the first page is nearly every claim.
+_FIRST_HEAD_SQL = _HEAD_SQL.replace(" AND id > %s", "")
 # What `outgoing_event` reads of a row. The payload and headers as PostgreSQL prints them, so every
 # publisher of an event (the relay, a replay) puts the same bytes on the wire.
 OUTGOING_EVENT_COLUMNS = (
@@ -168,9 +172,13 @@ _LOCK_SQL = f"""
 """
 # Across partitions the head is a merge of each partition's pending index; statistics of a
 # partition analyzed nearly empty (a new day's, the DEFAULT's) make a sort of a sequential scan
-# look cheaper there. Turned off for the batch's transaction, whose other statements are all
-# probes by id and event id.
-CLAIM_PLANNER_SETTINGS = "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)"
+# look cheaper there. Turned off for the claim's statements only, and put back after them: left
+# off, they make whatever else the transaction plans far slower (a consumer's work, in tests).
+CLAIM_PLANNER_SETTINGS = (
+    "SELECT current_setting('enable_seqscan'), current_setting('enable_sort'), "
+    "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)"
+)
+_RESTORE_PLANNER_SETTINGS = "SELECT set_config('enable_seqscan', %s, true), set_config('enable_sort', %s, true)"
 # Candidates gathered per claim, as a multiple of the batch: room for the batches other relays
 # hold at the head of the queue, which step 2 skips.
 CANDIDATES_PER_BATCH = 4
@@ -194,7 +202,10 @@ def find_claim_candidates(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> 
     after = 0
     with connections[using].cursor() as cursor:
         while len(candidates) < wanted:
-            cursor.execute(_HEAD_SQL, [after, wanted])
+            if after:
+                cursor.execute(_HEAD_SQL, [after, wanted])
+            else:
+                cursor.execute(_FIRST_HEAD_SQL, [wanted])
             rows = cursor.fetchall()
             for pk, event_id, aggregate_type, aggregate_id, due in rows:
                 aggregate = (aggregate_type, aggregate_id)
@@ -219,19 +230,19 @@ def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> l
     """Lock up to `batch_size` unpublished events in id order; other relays skip them.
 
     The lock lasts as long as the caller's transaction: a relay that dies releases its batch at
-    once, and the events stay pending for the next claim. Sequential scans and sorts stay off
-    for the rest of the caller's transaction (`CLAIM_PLANNER_SETTINGS`).
+    once, and the events stay pending for the next claim.
     """
     require_transaction(using)
     with connections[using].cursor() as cursor:
         cursor.execute(CLAIM_PLANNER_SETTINGS)
-    candidates = find_claim_candidates(batch_size, using=using)
-    if not candidates:
-        return []
-    with connections[using].cursor() as cursor:
-        lowest, highest = event_id_span(event_id for _, event_id in candidates)
-        cursor.execute(_LOCK_SQL, [_bigint_array(pk for pk, _ in candidates), lowest, highest, batch_size])
-        rows = cursor.fetchall()
+        seqscan, sort, _, _ = cursor.fetchone()
+        candidates = find_claim_candidates(batch_size, using=using)
+        rows = []
+        if candidates:
+            lowest, highest = event_id_span(event_id for _, event_id in candidates)
+            cursor.execute(_LOCK_SQL, [_bigint_array(pk for pk, _ in candidates), lowest, highest, batch_size])
+            rows = cursor.fetchall()
+        cursor.execute(_RESTORE_PLANNER_SETTINGS, [seqscan, sort])
     return [outgoing_event(row) for row in rows]
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from outbox.models import OutboxEvent
 from outbox.services import (
+    _FIRST_HEAD_SQL,
     _HEAD_SQL,
     _LOCK_SQL,
     CANDIDATES_PER_BATCH,
@@ -123,8 +124,11 @@ def statistics_of_an_empty_table(db):
     add_pending_events(20_000)
 
 
-def test_reading_the_head_walks_the_pending_index_even_with_misleading_statistics(statistics_of_an_empty_table):
-    plan = plan_of(_HEAD_SQL, [0, 2000])
+@pytest.mark.parametrize(("sql", "params"), [(_FIRST_HEAD_SQL, [2000]), (_HEAD_SQL, [1, 2000])], ids=["first", "next"])
+def test_reading_the_head_walks_the_pending_index_even_with_misleading_statistics(
+    statistics_of_an_empty_table, sql, params
+):
+    plan = plan_of(sql, params)
 
     # One walk of each partition's pending index, merged in id order.
     scans = [node for node in nodes(plan) if "Scan" in node["Node Type"]]
