@@ -342,6 +342,13 @@ OUTBOX_RETRY_BASE_SECONDS = _env_float("OUTBOX_RETRY_BASE_SECONDS", 1.0)
 OUTBOX_RETRY_MAX_SECONDS = _env_float("OUTBOX_RETRY_MAX_SECONDS", 300.0)
 # Larger events are refused before they reach the broker (RabbitMQ's own limit is far higher).
 OUTBOX_MAX_EVENT_BYTES = _env_int("OUTBOX_MAX_EVENT_BYTES", 1024 * 1024)
+# The event and inbox tables are partitioned by time (docs/decisions/0005-time-partitions.md):
+# partitions of this many days, created this many days ahead by the relay, which checks every
+# OUTBOX_PARTITION_CHECK_SECONDS; `outbox_prune` drops partitions older than the retention window.
+OUTBOX_PARTITION_DAYS = _env_int("OUTBOX_PARTITION_DAYS", 1)
+OUTBOX_PARTITIONS_AHEAD_DAYS = _env_int("OUTBOX_PARTITIONS_AHEAD_DAYS", 3)
+OUTBOX_PARTITION_CHECK_SECONDS = _env_float("OUTBOX_PARTITION_CHECK_SECONDS", 600.0)
+OUTBOX_RETENTION_DAYS = _env_int("OUTBOX_RETENTION_DAYS", 7)
 
 # Workers write a heartbeat this often; one silent for WORKER_STALL_SECONDS is reported stalled.
 WORKER_HEARTBEAT_SECONDS = _env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
