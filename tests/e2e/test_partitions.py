@@ -1,5 +1,6 @@
 """The notifications consumer's partitions on the real broker: one aggregate, one partition; mismatch refused."""
 
+import contextlib
 import uuid
 
 import pytest
@@ -8,6 +9,7 @@ from kombu import Producer
 from messaging.topology import NOTIFICATIONS_CONSUMER
 from outbox.broker import broker_connection
 from outbox.envelope import AGGREGATE_ID_HEADER
+from outbox.partition_subscriptions import PartitionSubscriptions
 from outbox.partition_topology import (
     TopologyMismatch,
     check_partitions,
@@ -103,3 +105,86 @@ def test_a_consumer_refuses_a_broker_with_other_partitions(topology, declared, e
     declared(existing)
     with broker_connection() as conn, pytest.raises(TopologyMismatch, match="CONSUMER_PARTITIONS"):
         check_partitions(conn, partitions_for(topology, configured))
+
+
+class Process:
+    """One would-be consumer process: its own broker connection, subscriptions and deliveries."""
+
+    def __init__(self, partitions) -> None:
+        self.messages: list = []
+        self.connection = broker_connection()
+        self.connection.connect()
+        self.subscriptions = PartitionSubscriptions(
+            self.connection,
+            partitions,
+            consumer=partitions.exchange.name,
+            on_message=self.messages.append,
+            prefetch=100,
+            rebalance_seconds=0,
+        )
+
+    def drain(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            self.connection.drain_events(timeout=0.05)
+
+    def close(self) -> None:
+        self.subscriptions.close()
+        self.connection.release()
+
+
+def publish_for(topology, aggregates) -> None:
+    with broker_connection(transport_options={"confirm_publish": True}) as conn:
+        producer = Producer(conn.channel())
+        for aggregate in aggregates:
+            producer.publish(
+                aggregate.encode(),
+                exchange=topology.events,
+                routing_key="message.created",
+                headers={AGGREGATE_ID_HEADER: aggregate},
+            )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processes_share_the_partitions_and_a_departed_ones_move_over(topology, declared):
+    partitions = declared(4)
+    first, second = Process(partitions), Process(partitions)
+    try:
+        first.subscriptions.rebalance_if_due()
+        assert set(first.subscriptions.channels) == {0, 1, 2, 3}
+        # The first releases two (channel, then lock) as the second joins; the second takes them.
+        wait_until(
+            lambda: (
+                [p.subscriptions.rebalance_if_due() for p in (second, first, second)][-1]
+                and len(first.subscriptions.channels) == len(second.subscriptions.channels) == 2
+            ),
+            timeout=10,
+            what="two partitions each",
+        )
+        assert not set(first.subscriptions.channels) & set(second.subscriptions.channels)
+
+        aggregates = [str(uuid.uuid4()) for _ in range(40)]
+        publish_for(topology, aggregates)
+
+        def delivered() -> bool:
+            first.drain()
+            second.drain()
+            return len(first.messages) + len(second.messages) == len(aggregates)
+
+        wait_until(delivered, timeout=10, what="every event delivered once")
+        assert first.messages
+        assert second.messages
+
+        # Unacknowledged deliveries of the departed process go back and reach the one left.
+        first.close()
+        wait_until(lambda: second.subscriptions.rebalance_if_due() == {0, 1, 2, 3}, timeout=10, what="hand-over")
+        redelivered = len(first.messages)
+        wait_until(
+            lambda: (second.drain(), len(second.messages) >= len(aggregates))[1],
+            timeout=10,
+            what=f"{redelivered} requeued deliveries at the survivor",
+        )
+        assert sorted(m.body.decode() for m in second.messages) == sorted(aggregates)
+    finally:
+        for process in (first, second):
+            with contextlib.suppress(Exception):
+                process.close()
