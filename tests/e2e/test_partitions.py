@@ -188,3 +188,30 @@ def test_processes_share_the_partitions_and_a_departed_ones_move_over(topology, 
         for process in (first, second):
             with contextlib.suppress(Exception):
                 process.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_notifications_consumer_applies_events_through_its_partitions(settings, topology, declared, alice, bob):
+    from messaging.consumers import NotificationsConsumer
+    from messaging.models import Message, Notification
+    from tests.helpers import relay_pending_events, run_in_thread
+
+    settings.CONSUMER_PARTITIONS = 4
+    settings.CONSUMER_REBALANCE_SECONDS = 0.1
+    partitions = declared(4)  # the consumer declares them alike; the fixture deletes them after
+    for number in range(12):
+        Message.objects.create(sender=alice, receiver=bob, content=f"hello {number}")
+    relay_pending_events()
+    consumer = NotificationsConsumer(max_backoff=0.2)
+    runner = run_in_thread(consumer)
+    try:
+        wait_until(lambda: Notification.objects.count() == 12, timeout=15, what="12 notifications")
+        assert consumer._subscriptions is not None
+        assert set(consumer._subscriptions.channels) == {0, 1, 2, 3}
+        with broker_connection() as conn:
+            channel = conn.channel()
+            assert all(queue_depth(channel, q) == 0 for q in partitions.queues)
+    finally:
+        consumer.stop()
+        runner.join(15)
+    assert not runner.is_alive()
