@@ -360,6 +360,11 @@ WORKER_FAILING_AFTER = _env_int("WORKER_FAILING_AFTER", 3)
 OUTBOX_FAILPOINTS = os.environ.get("OUTBOX_FAILPOINTS", "")
 
 CONSUMER_PREFETCH = _env_int("CONSUMER_PREFETCH", 100)
+# Above 1, the consumer's queue is split into this many partition queues behind a consistent-hash
+# exchange, shared by the consumer processes (docs/decisions/partitioned-consumption.md).
+CONSUMER_PARTITIONS = _env_int("CONSUMER_PARTITIONS", 1)
+# How often a consumer process recounts the live processes and takes or gives up partitions.
+CONSUMER_REBALANCE_SECONDS = _env_float("CONSUMER_REBALANCE_SECONDS", 1.0)
 # A delivery whose handler keeps failing is dead-lettered on this delivery.
 CONSUMER_MAX_DELIVERIES = _env_int("CONSUMER_MAX_DELIVERIES", 5)
 CONSUMER_RETRY_MAX_DELAY_SECONDS = _env_float("CONSUMER_RETRY_MAX_DELAY_SECONDS", 5.0)
