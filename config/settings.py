@@ -342,6 +342,13 @@ OUTBOX_RETRY_BASE_SECONDS = _env_float("OUTBOX_RETRY_BASE_SECONDS", 1.0)
 OUTBOX_RETRY_MAX_SECONDS = _env_float("OUTBOX_RETRY_MAX_SECONDS", 300.0)
 # Larger events are refused before they reach the broker (RabbitMQ's own limit is far higher).
 OUTBOX_MAX_EVENT_BYTES = _env_int("OUTBOX_MAX_EVENT_BYTES", 1024 * 1024)
+# The event and inbox tables are partitioned by time (docs/decisions/0005-time-partitions.md):
+# partitions of this many days, created this many days ahead by the relay, which checks every
+# OUTBOX_PARTITION_CHECK_SECONDS; `outbox_prune` drops partitions older than the retention window.
+OUTBOX_PARTITION_DAYS = _env_int("OUTBOX_PARTITION_DAYS", 1)
+OUTBOX_PARTITIONS_AHEAD_DAYS = _env_int("OUTBOX_PARTITIONS_AHEAD_DAYS", 3)
+OUTBOX_PARTITION_CHECK_SECONDS = _env_float("OUTBOX_PARTITION_CHECK_SECONDS", 600.0)
+OUTBOX_RETENTION_DAYS = _env_int("OUTBOX_RETENTION_DAYS", 7)
 
 # Workers write a heartbeat this often; one silent for WORKER_STALL_SECONDS is reported stalled.
 WORKER_HEARTBEAT_SECONDS = _env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
@@ -353,6 +360,11 @@ WORKER_FAILING_AFTER = _env_int("WORKER_FAILING_AFTER", 3)
 OUTBOX_FAILPOINTS = os.environ.get("OUTBOX_FAILPOINTS", "")
 
 CONSUMER_PREFETCH = _env_int("CONSUMER_PREFETCH", 100)
+# Above 1, the consumer's queue is split into this many partition queues behind a consistent-hash
+# exchange, shared by the consumer processes (docs/decisions/partitioned-consumption.md).
+CONSUMER_PARTITIONS = _env_int("CONSUMER_PARTITIONS", 1)
+# How often a consumer process recounts the live processes and takes or gives up partitions.
+CONSUMER_REBALANCE_SECONDS = _env_float("CONSUMER_REBALANCE_SECONDS", 1.0)
 # A delivery whose handler keeps failing is dead-lettered on this delivery.
 CONSUMER_MAX_DELIVERIES = _env_int("CONSUMER_MAX_DELIVERIES", 5)
 CONSUMER_RETRY_MAX_DELAY_SECONDS = _env_float("CONSUMER_RETRY_MAX_DELAY_SECONDS", 5.0)

@@ -49,6 +49,8 @@ from outbox.failpoints import failpoint
 from outbox.inbox import record_many_in_inbox
 from outbox.log_safety import message_id, quoted, raised_at
 from outbox.metrics import ConsumerMetrics
+from outbox.partition_subscriptions import PartitionSubscriptions
+from outbox.partition_topology import check_partitions, declare_partitions, partitions_of
 from outbox.schemas import accept_event
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, DependencyUnavailable, Worker, database_unavailable
 
@@ -117,6 +119,9 @@ class InboxConsumer(Worker):
         self.topology = topology or load_topology()
         self.queue = self.topology.queue_for(self.name)
         self.prefetch = prefetch or settings.CONSUMER_PREFETCH
+        # The embedded broker has no consistent-hash exchange: one queue there.
+        self.partition_count = 1 if is_virtual_transport(self.url) else settings.CONSUMER_PARTITIONS
+        self._subscriptions: PartitionSubscriptions | None = None
         self._connection = None
         self._received: list = []
         # For benchmarks: stop once the queue has been idle for a drain timeout after work.
@@ -177,6 +182,8 @@ class InboxConsumer(Worker):
     def receive_batch(self) -> list:
         """The deliveries that arrived within a drain timeout, and whatever followed them on the wire."""
         self._connect()
+        if self._subscriptions is not None:
+            self._subscriptions.rebalance_if_due()
         if not self._received:
             try:
                 self._connection.drain_events(timeout=DRAIN_TIMEOUT_SECONDS)
@@ -232,7 +239,9 @@ class InboxConsumer(Worker):
                 logger.info("consumer.duplicate_absorbed consumer=%s event=%s", self.name, event.event_id)
         # One ack for the whole batch; the poison in it is already settled.
         if self._acks_multiple:
-            checked[-1][0].ack(multiple=True)
+            # Delivery tags count per channel: the last delivery of each channel acks its batch.
+            for message in {id(m.channel): m for m, _ in checked}.values():
+                message.ack(multiple=True)
         else:
             for message, _ in checked:
                 message.ack()
@@ -387,6 +396,9 @@ class InboxConsumer(Worker):
         else:
             for name in (self.name, *self.declares_queues_of):
                 declare_consumer_queues(channel, self.topology, name)
+        if self.partition_count > 1:
+            self._subscribe_to_partitions(channel)
+            return
         # Declared just above; kombu's own declare would declare the events exchange too.
         consumer = Consumer(
             channel, queues=[self.queue], on_message=self._received.append, accept=None, auto_declare=False
@@ -394,9 +406,28 @@ class InboxConsumer(Worker):
         consumer.qos(prefetch_count=self.prefetch)
         consumer.consume()
 
+    def _subscribe_to_partitions(self, channel) -> None:
+        partitions = partitions_of(
+            self.queue, self.topology.events, self.topology.binding_keys_for(self.name), self.partition_count
+        )
+        check_partitions(self._connection, partitions)
+        declare_partitions(channel, partitions, self.topology.events)
+        self._subscriptions = PartitionSubscriptions(
+            self._connection,
+            partitions,
+            consumer=self.name,
+            on_message=self._received.append,
+            prefetch=self.prefetch,
+            rebalance_seconds=settings.CONSUMER_REBALANCE_SECONDS,
+        )
+
     def disconnect(self, cause: BaseException | None = None) -> None:
         """Close the broker connections; unacked deliveries go back to the queue with them."""
         self._received.clear()
+        subscriptions, self._subscriptions = self._subscriptions, None
+        if subscriptions is not None:
+            # Channels first, then the leases: no other process starts on a partition early.
+            subscriptions.close()
         connection, self._connection = self._connection, None
         if connection is not None:
             try:

@@ -115,6 +115,10 @@ def _trace_attributes(headers: dict[str, Any]) -> str:
     )
 
 
+# The header naming an event's aggregate; the partition exchange's `hash-header`.
+AGGREGATE_ID_HEADER = "aggregate-id"
+
+
 def amqp_properties(event: OutgoingEvent) -> dict[str, Any]:
     """AMQP basic properties for `event`: its id for broker-side dedupe tools, persistence."""
     return {
@@ -125,7 +129,9 @@ def amqp_properties(event: OutgoingEvent) -> dict[str, Any]:
         "type": event.event_type,
         # AMQP timestamps are whole seconds; the CloudEvent's `time` keeps the precision.
         "timestamp": int(event.occurred_at.timestamp()),
-        "application_headers": dict(event.headers),
+        # The consistent-hash exchange hashes on this header, so one aggregate's events share a
+        # partition queue and keep their order there.
+        "application_headers": {**event.headers, AGGREGATE_ID_HEADER: event.aggregate_id},
     }
 
 

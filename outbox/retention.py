@@ -18,10 +18,10 @@ from outbox.models import DELETE_GUARD_URI, InboxEntry, OutboxEvent, WorkerHeart
 
 Progress = Callable[[int], None]
 
-_DELETE_EVENTS_SQL = f"""
-    DELETE FROM {OutboxEvent._meta.db_table}
+_DELETE_EVENTS_SQL = """
+    DELETE FROM "{table}"
     WHERE id IN (
-        SELECT id FROM {OutboxEvent._meta.db_table}
+        SELECT id FROM "{table}"
         WHERE published_at IS NOT NULL AND published_at < %s
         ORDER BY id
         LIMIT %s
@@ -29,10 +29,10 @@ _DELETE_EVENTS_SQL = f"""
     )
 """
 
-_DELETE_INBOX_SQL = f"""
-    DELETE FROM {InboxEntry._meta.db_table}
+_DELETE_INBOX_SQL = """
+    DELETE FROM "{table}"
     WHERE id IN (
-        SELECT id FROM {InboxEntry._meta.db_table}
+        SELECT id FROM "{table}"
         WHERE processed_at < %s
         ORDER BY id
         LIMIT %s
@@ -61,11 +61,16 @@ def delete_published_events(
     *,
     batch_size: int = 1000,
     on_progress: Progress | None = None,
+    table: str = OutboxEvent._meta.db_table,
     using: str = DEFAULT_DB_ALIAS,
 ) -> int:
-    """Delete events published more than `older_than` ago; `on_progress` gets each batch's count."""
+    """Delete events published more than `older_than` ago, row by row; `on_progress` gets each batch's count.
+
+    Retention drops whole partitions (`outbox.partitions.drop_expired_partitions`); this is for
+    the rows of the DEFAULT partition (`table`), which no partition drop removes.
+    """
     return _delete_in_batches(
-        _DELETE_EVENTS_SQL,
+        _DELETE_EVENTS_SQL.format(table=table),
         timezone.now() - older_than,
         batch_size,
         on_progress,
@@ -79,16 +84,22 @@ def delete_old_inbox_entries(
     *,
     batch_size: int = 1000,
     on_progress: Progress | None = None,
+    table: str = InboxEntry._meta.db_table,
     using: str = DEFAULT_DB_ALIAS,
 ) -> int:
-    """Delete inbox rows older than `older_than`.
+    """Delete inbox rows older than `older_than`, row by row (in `table`: the DEFAULT partition, see above).
 
     Keep them longer than any delivery can be delayed: a duplicate that arrives after its inbox
     row is gone would be applied again (message.created still cannot build a second
     notification: `Notification.source_event_id` is unique).
     """
     return _delete_in_batches(
-        _DELETE_INBOX_SQL, timezone.now() - older_than, batch_size, on_progress, using, contextlib.nullcontext
+        _DELETE_INBOX_SQL.format(table=table),
+        timezone.now() - older_than,
+        batch_size,
+        on_progress,
+        using,
+        contextlib.nullcontext,
     )
 
 

@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amqp.exceptions import NotFound
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from outbox.broker import broker_connection, describe_broker, load_topology
 from outbox.heartbeats import describe_error
 from outbox.models import InboxEntry, OutboxEvent
+from outbox.partitions import PartitionReport, partition_report
 from outbox.selectors import Backlog, Worker, backlog, dead_events, pending_events, workers
 from outbox.tracing import trace_id_of
 
@@ -114,6 +116,8 @@ class OpsSnapshot:
     broker: BrokerStatus
     rates: Rates
     recent_errors: list[RecentError]
+    # Partitions kept past retention and why, rows in the DEFAULT partitions, days created ahead.
+    partitions: PartitionReport
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as JSON-ready values (times as ISO 8601 strings)."""
@@ -135,6 +139,7 @@ def ops_snapshot(*, now: datetime | None = None) -> OpsSnapshot:
         broker=broker_status(),
         rates=rates(now=now),
         recent_errors=recent_errors(now=now, seen_workers=seen_workers),
+        partitions=partition_report(settings.OUTBOX_RETENTION_DAYS, now=now),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from outbox.partitions import PartitionReport
 from outbox.status import OpsSnapshot, Rates
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
@@ -96,6 +97,8 @@ def render_status(snapshot: OpsSnapshot) -> str:
         depth = f"{queue.depth} messages" if queue.depth is not None else f"unknown: {queue.error}"
         lines.append(f"  {queue.consumer:<16} {queue.queue}  {depth}")
 
+    lines += ["", *partition_lines(snapshot.partitions)]
+
     lines += ["", "Recent errors (last hour)"]
     for error in snapshot.recent_errors:
         trace = f"  trace={error.trace_id}" if error.trace_id else ""
@@ -109,3 +112,15 @@ def _worker_state(worker) -> str:
     if not worker.alive:
         return "STALLED"
     return f"FAILING ({worker.consecutive_failures} failures in a row)" if worker.failing else "alive"
+
+
+def partition_lines(report: PartitionReport) -> list[str]:
+    """The partitions section: days ready ahead, partitions kept past retention and why, DEFAULT rows."""
+    ahead = "   ".join(f"{table} {days} d" for table, days in report.days_ahead.items())
+    lines = [f"Partitions  ready ahead: {ahead or '-'}"]
+    for name, reason in report.kept.items():
+        lines.append(f"  kept past retention: {name} {reason} (send or retry them; outbox_prune drops it then)")
+    for table, rows in report.default_rows.items():
+        if rows:
+            lines.append(f"  {table}_default holds {rows} rows outside every time partition (docs/operations.md)")
+    return lines

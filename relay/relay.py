@@ -18,10 +18,11 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
 from outbox.failpoints import failpoint
-from outbox.services import claim_pending_events, mark_published, record_publish_failures
+from outbox.services import claim_pending_events, event_id_span, mark_published, record_publish_failures
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, Worker, database_unavailable
 from relay import metrics
 from relay import tracing as relay_tracing
+from relay.partition_upkeep import PartitionUpkeep
 from relay.publisher import Publisher, relay_publisher
 from relay.wakeup import CommitListener
 
@@ -62,6 +63,7 @@ class Relay(Worker):
         self.batch_size = batch_size or settings.RELAY_BATCH_SIZE
         self.poll_interval = poll_interval or settings.RELAY_POLL_INTERVAL_SECONDS
         self.lock_timeout = settings.RELAY_LOCK_TIMEOUT_SECONDS
+        self.partition_upkeep = PartitionUpkeep(using=using)
 
     def describe(self) -> str:
         """The start line's fields: the broker (password masked), the batch size, the poll interval."""
@@ -85,8 +87,9 @@ class Relay(Worker):
                     outcome = self.publisher.publish_batch(traced.events if traced else events)
                 confirm_seconds = time.perf_counter() - publish_started
                 failpoint("relay.after_confirm")
+                within = event_id_span(e.event_id for e in events)
                 with relay_tracing.step(traced, "relay.mark"):
-                    mark_published(outcome.confirmed, using=self.using)
+                    mark_published(outcome.confirmed, within=within, using=self.using)
                     dead = record_publish_failures(outcome.failed, using=self.using)
             failpoint("relay.after_commit")
             if traced is not None:
@@ -109,6 +112,12 @@ class Relay(Worker):
             "relay.batch claimed=%d published=%d failed=%d", len(events), len(outcome.confirmed), len(outcome.failed)
         )
         return BatchResult(len(events), len(outcome.confirmed), len(outcome.failed))
+
+    def _keep_partitions_ahead(self) -> None:
+        try:
+            self.partition_upkeep.tick()
+        except (OperationalError, InterfaceError) as exc:
+            raise self._database_unavailable(exc) from exc
 
     def _limit_idle_in_transaction(self) -> None:
         # A relay that hangs while holding a batch (waiting on the broker, stopped, swapped out)
@@ -141,6 +150,7 @@ class Relay(Worker):
         # LISTEN before claiming; a commit after the claim is caught by the wake gate.
         self.listener.connect()
         self.publisher.connect()
+        self._keep_partitions_ahead()
         if self.relay_batch().published > 0:
             return  # more may be claimable now (see drain())
         self._sleep_until_events()

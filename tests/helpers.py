@@ -231,3 +231,29 @@ def publish_confirmed(topology, *bodies: bytes, routing_key: str = "message.crea
         producer = Producer(conn.channel())
         for body in bodies:
             producer.publish(body, exchange=topology.events, routing_key=routing_key)
+
+
+def partitions_of(relation: str) -> set[str]:
+    """A partitioned table's or index's name with those of all its partitions (the name alone if it is not one)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relid::regclass::text FROM pg_partition_tree(%s::regclass)", [relation])
+        return {row[0] for row in cursor.fetchall()} | {relation}
+
+
+# SQL for a UUIDv7-like event id made now: it lands in the current time partition, as real ids do.
+TIME_ORDERED_UUID_SQL = (
+    "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') "
+    "|| '7' || substr(md5(random()::text), 1, 19))::uuid"
+)
+
+
+def migrate_to(targets: list[tuple[str, str]] | None = None) -> None:
+    """Migrate the test database to `targets` (app, migration), or to the latest migrations when None."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets if targets is not None else executor.loader.graph.leaf_nodes())

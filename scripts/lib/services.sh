@@ -114,12 +114,23 @@ rabbitmq_ready() { port_open 127.0.0.1 5672 && timeout 15 rabbitmqctl -q -t 10 a
 # serverless filesystem transport).
 ensure_rabbitmq() {
     [ -n "${BROKER_URL:-}" ] && is_local_default "$BROKER_URL" 5672 || return 0
-    port_open 127.0.0.1 5672 && return 0
-    command -v rabbitmq-server >/dev/null \
-        || die "RabbitMQ is not running on 127.0.0.1:5672 and is not installed here; install it (on Debian: apt-get install rabbitmq-server) or point BROKER_URL at one"
-    say "starting RabbitMQ"
-    rabbitmq-server -detached || die "could not start RabbitMQ (see /var/log/rabbitmq/)"
-    wait_for "RabbitMQ on 127.0.0.1:5672" 120 rabbitmq_ready
+    if ! port_open 127.0.0.1 5672; then
+        command -v rabbitmq-server >/dev/null \
+            || die "RabbitMQ is not running on 127.0.0.1:5672 and is not installed here; install it (on Debian: apt-get install rabbitmq-server) or point BROKER_URL at one"
+        say "starting RabbitMQ"
+        rabbitmq-server -detached || die "could not start RabbitMQ (see /var/log/rabbitmq/)"
+        wait_for "RabbitMQ on 127.0.0.1:5672" 120 rabbitmq_ready
+    fi
+    ensure_rabbitmq_plugin rabbitmq_consistent_hash_exchange
+}
+
+# The notifications consumer's partitions hang off a consistent-hash exchange: its plugin ships
+# with RabbitMQ, disabled.
+ensure_rabbitmq_plugin() {
+    command -v rabbitmq-plugins >/dev/null || return 0
+    rabbitmq-plugins -q list -e -m 2>/dev/null | grep -qx "$1" && return 0
+    say "enabling the RabbitMQ plugin $1"
+    rabbitmq-plugins -q enable "$1" >/dev/null || die "could not enable the RabbitMQ plugin $1"
 }
 
 # The test suite's private vhost on the local RabbitMQ, and one user per broker role on it with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -10,9 +11,12 @@ from django.core.management import call_command
 
 from messaging.models import Message
 from outbox.models import OutboxEvent
+from outbox.partitions import PARTITIONED_TABLES, create_partition, day_start
 from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+YESTERDAY = datetime.now(UTC).date() - timedelta(days=1)
 
 EXPECTED = [
     "write.1_writers.with_outbox_per_s",
@@ -74,5 +78,38 @@ def test_a_small_publish_path_comparison_reports_both_variants_and_cleans_up():
             figures[f"{phase}.frames_vs_basic_publish.min"] <= gain <= figures[f"{phase}.frames_vs_basic_publish.max"]
         )
     assert figures["publish.basic_publish.cpu_us_per_event.median"] > 0
+    assert not Message.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_small_partitions_run_reports_relay_latency_and_retention_figures_and_cleans_up():
+    out = StringIO()
+    try:
+        call_command(
+            "outbox_bench",
+            "--partitions",
+            "--backlog=200",
+            "--old-rows=2000",
+            "--old-days=2",
+            "--rates=50",
+            "--latency-seconds=1",
+            "--latency-windows=1",
+            "--limit-rounds=1",
+            "--batch-size=50",
+            "--json",
+            stdout=out,
+        )
+    finally:
+        # The run drops a day's partition of each table: the days stay covered for later tests.
+        for table in PARTITIONED_TABLES:
+            create_partition(table, day_start(YESTERDAY), day_start(YESTERDAY + timedelta(days=1)))
+
+    figures = json.loads(out.getvalue())
+    for name in ("empty", "old_rows"):
+        assert figures[f"{name}.relay.1_relays.events_per_s"] > 0
+        assert 0 < figures[f"{name}.latency.50_per_s.p99_ms"] < 1000
+    assert figures["retention.rows_per_day"] == 1000
+    assert figures["retention.prune_rows.seconds"] > 0
+    assert figures["retention.drop_partition.seconds"] > 0
     assert not Message.objects.exists()
     assert not OutboxEvent.objects.exists()

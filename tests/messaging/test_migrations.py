@@ -6,19 +6,13 @@ import uuid
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from messaging.models import Message
 from outbox.models import OutboxEvent
+from tests.helpers import migrate_to
 
 BEFORE = [("messaging", "0007_guard_checks_the_created_event_names_the_message")]
 AFTER = [("messaging", "0008_one_notification_per_message")]
-
-
-def migrate(targets) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -27,7 +21,7 @@ def test_the_migration_keeps_the_notification_built_from_the_messages_own_event(
     own_event = OutboxEvent.objects.get(aggregate_id=str(message.pk), event_type="message.created").event_id
     # The forged one first: the oldest is not the one to keep.
     notifications = [("New message from security-team", uuid.uuid4()), ("New message from alice", own_event)]
-    migrate(BEFORE)
+    migrate_to(BEFORE)
     try:
         with connection.cursor() as cursor:
             for title, source in notifications:
@@ -38,8 +32,10 @@ def test_the_migration_keeps_the_notification_built_from_the_messages_own_event(
                     [bob.pk, message.pk, title, source],
                 )
     finally:
-        migrate(AFTER)
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT title FROM messaging_notification WHERE message_id = %s", [message.pk])
-        assert cursor.fetchall() == [("New message from alice",)]
+        migrate_to(AFTER)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT title FROM messaging_notification WHERE message_id = %s", [message.pk])
+            assert cursor.fetchall() == [("New message from alice",)]
+    finally:
+        migrate_to()  # the later migrations too, for the tests that follow

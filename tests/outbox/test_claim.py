@@ -10,8 +10,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from outbox.models import OutboxEvent
-from outbox.services import _HEAD_SQL, _LOCK_SQL, CANDIDATES_PER_BATCH, claim_pending_events, emit
-from tests.helpers import append_read_events, claim_held_by_another_relay
+from outbox.services import (
+    _FIRST_HEAD_SQL,
+    _HEAD_SQL,
+    _LOCK_SQL,
+    CANDIDATES_PER_BATCH,
+    CLAIM_PLANNER_SETTINGS,
+    claim_pending_events,
+    emit,
+)
+from tests.helpers import TIME_ORDERED_UUID_SQL, append_read_events, claim_held_by_another_relay, partitions_of
 
 TABLE = OutboxEvent._meta.db_table
 
@@ -23,7 +31,7 @@ def add_pending_events(count: int, *, aggregate_id: str | None = None) -> None:
         cursor.execute(
             f"INSERT INTO {TABLE} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, "
             f"headers, occurred_at, attempts, last_error) "
-            f"SELECT gen_random_uuid(), 'message', {aggregate}, 'message.read', 1, '{{}}', '{{}}', now(), 0, '' "
+            f"SELECT {TIME_ORDERED_UUID_SQL}, 'message', {aggregate}, 'message.read', 1, '{{}}', '{{}}', now(), 0, '' "
             "FROM generate_series(1, %s)",
             [aggregate_id, count] if aggregate_id is not None else [count],
         )
@@ -92,6 +100,7 @@ def test_an_event_another_relay_holds_still_holds_back_the_younger_events_of_its
 
 def plan_of(sql: str, params: list) -> dict:
     with connection.cursor() as cursor:
+        cursor.execute(CLAIM_PLANNER_SETTINGS)  # as the claim plans it
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         document = cursor.fetchone()[0]
     return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
@@ -115,21 +124,29 @@ def statistics_of_an_empty_table(db):
     add_pending_events(20_000)
 
 
-def test_reading_the_head_walks_the_pending_index_even_with_misleading_statistics(statistics_of_an_empty_table):
-    plan = plan_of(_HEAD_SQL, [0, 2000])
+@pytest.mark.parametrize(("sql", "params"), [(_FIRST_HEAD_SQL, [2000]), (_HEAD_SQL, [1, 2000])], ids=["first", "next"])
+def test_reading_the_head_walks_the_pending_index_even_with_misleading_statistics(
+    statistics_of_an_empty_table, sql, params
+):
+    plan = plan_of(sql, params)
 
+    # One walk of each partition's pending index, merged in id order.
     scans = [node for node in nodes(plan) if "Scan" in node["Node Type"]]
-    assert [(scan["Node Type"], scan.get("Index Name")) for scan in scans] == [("Index Scan", "outbox_pending_idx")]
+    assert scans
+    assert {scan["Node Type"] for scan in scans} == {"Index Scan"}
+    assert {scan["Index Name"] for scan in scans} <= partitions_of("outbox_pending_idx")
     assert not any(node["Node Type"] == "Sort" for node in nodes(plan))
 
 
 def test_locking_the_candidates_probes_them_by_id_even_with_misleading_statistics(statistics_of_an_empty_table):
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {TABLE} WHERE published_at IS NULL ORDER BY id LIMIT 2000")
-        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"SELECT id, event_id FROM {TABLE} WHERE published_at IS NULL ORDER BY id LIMIT 2000")
+        rows = cursor.fetchall()
+    ids, event_ids = [row[0] for row in rows], [row[1] for row in rows]
 
-    plan = plan_of(_LOCK_SQL, ["{" + ",".join(map(str, ids)) + "}", 500])
+    plan = plan_of(_LOCK_SQL, ["{" + ",".join(map(str, ids)) + "}", min(event_ids), max(event_ids), 500])
 
+    # The event-id span prunes every partition but the one holding the batch.
     scans = [node for node in nodes(plan) if "Scan" in node["Node Type"]]
     assert len(scans) == 1
     assert scans[0]["Node Type"] in ("Index Scan", "Bitmap Heap Scan")

@@ -98,7 +98,7 @@ def test_amqp_properties_carry_the_event_id_content_type_and_persistence():
     assert properties["message_id"] == str(event.event_id)
     assert properties["content_type"] == CONTENT_TYPE == "application/cloudevents+json"
     assert properties["delivery_mode"] == PERSISTENT == 2
-    assert properties["application_headers"] == {"correlation_id": "c-1"}
+    assert properties["application_headers"] == {"correlation_id": "c-1", "aggregate-id": event.aggregate_id}
 
 
 def test_decoding_an_encoded_event_gives_back_its_fields():

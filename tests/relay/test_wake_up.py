@@ -42,11 +42,12 @@ def published(message: Message) -> bool:
 
 
 def sleeping_gate_holders() -> list[int]:
-    """Backend pids holding a closed wake gate: relays asleep."""
+    """Backend pids holding a closed wake gate in this database: its relays asleep (advisory locks
+    are per database; another database's relays are another suite's)."""
     with other_database_session() as observer:
         rows = observer.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND mode = 'ExclusiveLock'"
-            " AND granted",
+            " AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (wake_gate.GATE_LOCK_CLASS,),
         ).fetchall()
     return [pid for (pid,) in rows]

@@ -61,6 +61,8 @@ class BenchConfig:
     # window against another cannot show a change of 15% (docs/performance.md).
     latency_windows: int = 3
     old_rows: int = 1_000_000
+    # --partitions: the daily partitions the old rows are spread over.
+    old_days: int = 4
     batch_size: int = 500
     prefetch: int = 500
 
@@ -71,6 +73,14 @@ class BenchResult:
 
     def set(self, name: str, value: float) -> None:
         self.figures[name] = round(value, 3)
+
+
+def time_ordered_uuid_sql(moment_sql: str, noise_sql: str = "random()::text") -> str:
+    """SQL for a UUIDv7 made at `moment_sql`: its milliseconds, the version digit, random bits."""
+    return (
+        f"(lpad(to_hex((extract(epoch FROM {moment_sql}) * 1000)::bigint), 12, '0') "
+        f"|| '7' || substr(md5({noise_sql}), 1, 19))::uuid"
+    )
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -421,7 +431,8 @@ class PipelineBench:
                 cursor.execute(
                     f"INSERT INTO {table} (event_id, aggregate_type, aggregate_id, event_type, schema_version, "
                     "payload, headers, occurred_at, published_at, attempts, last_error) "
-                    "SELECT gen_random_uuid(), %s, g::text, %s, 1, '{}'::jsonb, '{}'::jsonb, now(), now(), 1, '' "
+                    f"SELECT {time_ordered_uuid_sql('clock_timestamp()', 'g::text || random()::text')}, %s, g::text, "
+                    "%s, 1, '{}'::jsonb, '{}'::jsonb, now(), now(), 1, '' "
                     "FROM generate_series(1, %s) AS g",
                     [FILLER_TYPE, FILLER_TYPE, size],
                 )

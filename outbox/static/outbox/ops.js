@@ -208,6 +208,26 @@
       3,
     );
 
+    const partitions = snapshot.partitions;
+    fillRows(
+      "partitions",
+      [
+        ...Object.entries(partitions.days_ahead).map(([table, days]) =>
+          row([element("td", table, "mono"), element("td", `ready ${days} days ahead`, days > 0 ? "ok" : "bad")]),
+        ),
+        ...Object.entries(partitions.kept).map(([name, reason]) =>
+          row([element("td", name, "mono"), element("td", `kept past retention: ${reason}`, "bad")]),
+        ),
+        ...Object.entries(partitions.default_rows)
+          .filter(([, rows]) => rows > 0)
+          .map(([table, rows]) =>
+            row([element("td", `${table}_default`, "mono"), element("td", `${rows} rows outside every time partition`, "bad")]),
+          ),
+      ],
+      "The tables are not partitioned.",
+      2,
+    );
+
     fillRows(
       "recent-errors",
       snapshot.recent_errors.map((error) =>

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from tooling.benchmarks.partitions import PartitionBench
 from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 from tooling.benchmarks.publish_paths import PublishPathBench
 from tooling.benchmarks.tracing import TracingBench
@@ -75,6 +76,16 @@ class Command(BaseCommand):
             help="measure only what tracing costs: --write-rounds alternated write runs and the end-to-end latency "
             "at the first of --rates, tracing off and on with spans dropped",
         )
+        parser.add_argument(
+            "--partitions",
+            action="store_true",
+            help="measure only the time partitions: relay rate and p99 latency at the first --rates rate, empty "
+            "against --old-rows published rows over --old-days daily partitions; then retention per day of data, "
+            "row-by-row prune against partition drop (time and WAL)",
+        )
+        parser.add_argument(
+            "--old-days", type=int, default=BenchConfig.old_days, help="daily partitions of --old-rows (--partitions)"
+        )
         parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
 
     def handle(self, *args, **options) -> None:
@@ -82,7 +93,15 @@ class Command(BaseCommand):
             rates = tuple(int(rate) for rate in options["rates"].split(","))
         except ValueError:
             raise CommandError("--rates takes numbers separated by commas, e.g. 200,1000") from None
-        positive = ("backlog", "write_messages", "write_rounds", "writers", "limit_rounds", "latency_windows")
+        positive = (
+            "backlog",
+            "write_messages",
+            "write_rounds",
+            "writers",
+            "limit_rounds",
+            "latency_windows",
+            "old_days",
+        )
         for name in (*positive, "batch_size", "prefetch"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
@@ -98,6 +117,7 @@ class Command(BaseCommand):
             latency_seconds=options["latency_seconds"],
             latency_windows=options["latency_windows"],
             old_rows=options["old_rows"],
+            old_days=options["old_days"],
             batch_size=options["batch_size"],
             prefetch=options["prefetch"],
         )
@@ -115,6 +135,8 @@ class Command(BaseCommand):
                 bench = PublishPathBench
             elif options["tracing"]:
                 bench = TracingBench
+            elif options["partitions"]:
+                bench = PartitionBench
             run = bench(config, progress=progress)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
