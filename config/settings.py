@@ -397,6 +397,27 @@ WORKER_METRICS_ADDRESS = os.environ.get("WORKER_METRICS_ADDRESS", "127.0.0.1")
 # How long /readyz waits for the database and for the broker, each.
 READINESS_TIMEOUT_SECONDS = _env_float("READINESS_TIMEOUT_SECONDS", 2.0)
 
+# --- Traces (OpenTelemetry; outbox/tracing.py, docs/operations.md "Traces") -----------------
+
+# The standard variables. An OTLP endpoint alone turns tracing on with the `otlp` exporter;
+# OTEL_TRACES_EXPORTER picks another: console, jsonl (OTEL_TRACES_FILE), drop, none. Off by default.
+OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_TRACES_EXPORTER = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if OTEL_EXPORTER_OTLP_ENDPOINT else "none")
+_TRACE_EXPORTERS = ("otlp", "console", "jsonl", "drop", "none")
+if OTEL_TRACES_EXPORTER not in _TRACE_EXPORTERS:
+    raise ImproperlyConfigured(f"OTEL_TRACES_EXPORTER must be one of {', '.join(_TRACE_EXPORTERS)}")
+if OTEL_TRACES_EXPORTER == "otlp" and not OTEL_EXPORTER_OTLP_ENDPOINT:
+    raise ImproperlyConfigured("OTEL_TRACES_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT")
+# The file the jsonl exporter appends spans to.
+OTEL_TRACES_FILE = os.environ.get("OTEL_TRACES_FILE", "")
+if OTEL_TRACES_EXPORTER == "jsonl" and not OTEL_TRACES_FILE:
+    raise ImproperlyConfigured("OTEL_TRACES_EXPORTER=jsonl needs OTEL_TRACES_FILE")
+# A span per SQL statement (psycopg instrumentation): the detail of each transaction, at a cost
+# on the write path (docs/performance.md "Tracing overhead"); off, the transaction is one span.
+OTEL_TRACE_QUERIES = _env_bool("OTEL_TRACE_QUERIES", False)
+# The service name on every span of this process (web, relay, consumer in the compose stack).
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "messaging")
+
 # --- HTTP API -------------------------------------------------------------------------------
 
 # Longest message content accepted, in characters.

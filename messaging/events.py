@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
+from outbox import tracing
 from outbox.schemas import EventSchema, register_event_schema
 from outbox.services import EventDraft
 
@@ -156,6 +157,8 @@ def notification_created_event(row: dict) -> EventDraft:
         aggregate_id=row["notification_id"],
         event_type=NOTIFICATION_CREATED,
         payload={field: row[field] for field in NOTIFICATION_CREATED_FIELDS},
+        # In the trace of the message event it was built from, when the consumer applies that one.
+        headers=tracing.headers_caused_by(row["source_event_id"]) if row.get("source_event_id") else {},
     )
 
 

@@ -25,6 +25,7 @@ from rest_framework.authtoken.models import Token
 from messaging.events import MESSAGE_CREATED, MESSAGE_READ, message_created_event, message_read_event
 from messaging.metrics import NOTIFICATIONS_CREATED, NOTIFICATIONS_READ
 from messaging.models import Message, Notification, SendLimitWindow
+from outbox import tracing
 from outbox.consuming import DeadLetter
 from outbox.services import emit_many
 
@@ -68,7 +69,9 @@ def send_message(*, sender: AbstractBaseUser, receiver: AbstractBaseUser, conten
         errors["receiver"] = [SELF_RECEIVER]
     if errors:
         raise ValidationError(errors)
-    message = Message.objects.create(sender=sender, receiver=receiver, content=content)
+    # With tracing on, the transaction that writes the message and its event is a span of the request.
+    with tracing.span("messaging.write_message"):
+        message = Message.objects.create(sender=sender, receiver=receiver, content=content)
     logger.info("message.sent message_id=%s sender_id=%s receiver_id=%s", message.pk, sender.pk, receiver.pk)
     return message
 

@@ -25,6 +25,7 @@ from outbox.envelope import (
     SCHEMA_VERSION_ATTRIBUTE,
     SEQUENCE_ATTRIBUTE,
     SPEC_VERSION,
+    TRACE_ATTRIBUTES,
     data_schema_url,
 )
 from outbox.schemas import EventSchema, registered_schemas
@@ -230,6 +231,12 @@ def _envelope(schema: EventSchema, info: ContractInfo, schema_base_url: str | No
                 "pattern": "^[0-9]{20}$",
                 "description": "Increases with every event; order one subject's events by it.",
             },
+            TRACE_ATTRIBUTES[0]: {
+                "type": "string",
+                "description": "W3C trace context of the producer's span (CloudEvents distributed tracing); "
+                "present only when the event was sent inside a trace.",
+            },
+            TRACE_ATTRIBUTES[1]: {"type": "string", "description": "W3C trace state, with `traceparent`."},
             "data": {"$ref": f"#/components/schemas/{message_key(schema)}"},
         },
         "additionalProperties": False,

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DataError, InterfaceError, OperationalError, transaction
 from kombu import Consumer
 
+from outbox import tracing
 from outbox.broker import (
     Topology,
     broker_connection,
@@ -285,7 +286,9 @@ class InboxConsumer(Worker):
                     if event.event_id in new_ids and event.event_id not in seen:
                         seen.add(event.event_id)
                         fresh.append(event)
-                if fresh:
+                if fresh and tracing.ACTIVE:
+                    tracing.apply_in_spans(fresh, self.apply_batch, consumer=self.name)
+                elif fresh:
                     self.apply_batch(fresh)
                     failpoint("consumer.before_commit")
         except (OperationalError, InterfaceError) as exc:

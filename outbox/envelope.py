@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -26,6 +26,8 @@ SCHEMA_VERSION_ATTRIBUTE = "schemaversion"
 AGGREGATE_TYPE_ATTRIBUTE = "aggregatetype"
 # The CloudEvents `sequence` extension: the outbox id, zero-padded so that it orders as a string.
 SEQUENCE_ATTRIBUTE = "sequence"
+# The CloudEvents distributed-tracing extension: the W3C trace context stored with the event.
+TRACE_ATTRIBUTES = ("traceparent", "tracestate")
 # AMQP delivery_mode 2: the broker writes the message to disk in a durable queue.
 PERSISTENT = 2
 
@@ -65,6 +67,8 @@ class ReceivedEvent:
     data: Any
     sequence: int | None = None
     dataschema: str = ""
+    # The distributed-tracing attributes as they came (outbox.tracing reads them; a bad one is ignored).
+    trace_context: dict[str, Any] = field(default_factory=dict)
 
 
 def format_sequence(outbox_id: int) -> str:
@@ -97,8 +101,18 @@ def encode_event(event: OutgoingEvent, *, source: str, schema_base_url: str | No
         f'"dataschema":{_quote(data_schema_url(event.event_type, int(event.schema_version), schema_base_url))},'
         f'"{SCHEMA_VERSION_ATTRIBUTE}":{int(event.schema_version)},'
         f'"{AGGREGATE_TYPE_ATTRIBUTE}":{_quote(event.aggregate_type)},'
-        f'"{SEQUENCE_ATTRIBUTE}":"{format_sequence(event.id)}","data":{event.payload_json}}}'
+        f'"{SEQUENCE_ATTRIBUTE}":"{format_sequence(event.id)}",{_trace_attributes(event.headers)}'
+        f'"data":{event.payload_json}}}'
     ).encode()
+
+
+def _trace_attributes(headers: dict[str, Any]) -> str:
+    # Most events carry none: tracing is off by default, and old rows have no context.
+    if not headers or "traceparent" not in headers:
+        return ""
+    return "".join(
+        f'"{name}":{_quote(headers[name])},' for name in TRACE_ATTRIBUTES if isinstance(headers.get(name), str)
+    )
 
 
 # The header naming an event's aggregate; the partition exchange's `hash-header`.
@@ -169,4 +183,5 @@ def decode_event(body: bytes | str) -> ReceivedEvent:
         data=document["data"],
         sequence=int(sequence) if sequence is not None else None,
         dataschema=document["dataschema"],
+        trace_context={name: document[name] for name in TRACE_ATTRIBUTES if name in document},
     )

@@ -17,6 +17,7 @@ import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from outbox import tracing
 from outbox.errors import InvalidEvent, InvalidEventPayload
 from outbox.ids import time_ordered_uuid
 from outbox.models import OutboxEvent
@@ -134,6 +135,8 @@ def _to_json(value: Mapping[str, Any], event_type: str, name: str) -> tuple[str,
 def event_rows(drafts: Iterable[EventDraft]) -> list[EventRow]:
     """The drafts checked and encoded; raise `UnknownEventType`, `InvalidEventPayload` or `InvalidEvent`."""
     now = timezone.now()
+    # The span current at the append is the event's parent in its trace (outbox.tracing).
+    trace_headers = tracing.current_headers() if tracing.ACTIVE else None
     rows = []
     for draft in drafts:
         aggregate_id = str(draft.aggregate_id)
@@ -143,7 +146,8 @@ def event_rows(drafts: Iterable[EventDraft]) -> list[EventRow]:
         version = draft.schema_version or latest_version(draft.event_type)
         payload_json, payload = _to_json(draft.payload, draft.event_type, "payload")
         validate_event_data(draft.event_type, version, payload, aggregate_id=aggregate_id)
-        headers_json, headers = _to_json(draft.headers, draft.event_type, "headers")
+        draft_headers = trace_headers | dict(draft.headers) if trace_headers else draft.headers
+        headers_json, headers = _to_json(draft_headers, draft.event_type, "headers")
         values = (time_ordered_uuid(), draft.aggregate_type, aggregate_id, draft.event_type, version)
         values += (draft.occurred_at or now, payload_json, headers_json)
         rows.append(EventRow(values=values, payload=payload, headers=headers))

@@ -23,6 +23,7 @@ from outbox.heartbeats import describe_error
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.partitions import PartitionReport, partition_report
 from outbox.selectors import Backlog, Worker, backlog, dead_events, pending_events, workers
+from outbox.tracing import trace_id_of
 
 RATE_BUCKET_SECONDS = 10
 RATE_BUCKETS = 60  # ten minutes of ten-second buckets
@@ -44,6 +45,8 @@ class DeadEvent:
     attempts: int
     last_error: str
     dead_at: datetime
+    # The trace the event was appended in (outbox.tracing), "" when it carries none.
+    trace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class RecentError:
     source: str
     error: str
     event_id: int | None = None
+    trace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,14 @@ def ops_snapshot(*, now: datetime | None = None) -> OpsSnapshot:
 
 def recent_dead_events(limit: int = RECENT_DEAD_EVENTS) -> list[DeadEvent]:
     """The events parked dead most recently, newest first (through the partial dead index)."""
-    fields = [field.name for field in dataclasses.fields(DeadEvent)]
-    rows = dead_events().order_by("-dead_at", "-id").values(*fields)[:limit]
-    return [DeadEvent(**row) for row in rows]
+    fields = [field.name for field in dataclasses.fields(DeadEvent) if field.name != "trace_id"]
+    rows = dead_events().order_by("-dead_at", "-id").values(*fields, "headers")[:limit]
+    return [_dead_event(row) for row in rows]
+
+
+def _dead_event(row: dict[str, Any]) -> DeadEvent:
+    headers = row.pop("headers")
+    return DeadEvent(**row, trace_id=trace_id_of(headers))
 
 
 def broker_status(*, timeout: float = BROKER_TIMEOUT_SECONDS) -> BrokerStatus:
@@ -242,7 +251,7 @@ def recent_errors(
     # each read through its own partial index.
     failing = pending_events().filter(last_attempt_at__gte=since).exclude(last_error="")
     dead = dead_events(since=since).exclude(last_error="")
-    fields = ("id", "event_type", "aggregate_type", "aggregate_id", "last_error")
+    fields = ("id", "event_type", "aggregate_type", "aggregate_id", "last_error", "headers")
     for events, state, moment in ((failing, "retrying", "last_attempt_at"), (dead, "dead", "dead_at")):
         for event in events.order_by(f"-{moment}").values(*fields, moment)[:limit]:
             found.append(
@@ -254,6 +263,7 @@ def recent_errors(
                     ),
                     error=event["last_error"],
                     event_id=event["id"],
+                    trace_id=trace_id_of(event["headers"]),
                 )
             )
     found.sort(key=lambda error: error.at, reverse=True)

@@ -84,6 +84,7 @@ def render_status(snapshot: OpsSnapshot) -> str:
         lines.append(
             f"  #{event.id:<8} {event.event_type:<20} {event.aggregate_type}:{event.aggregate_id}  "
             f"attempts={event.attempts}  died {_ago(event.dead_at, now)}  error={event.last_error}"
+            + (f"  trace={event.trace_id}" if event.trace_id else "")
         )
     if backlog.dead:
         lines.append("  send them again with: manage.py outbox_retry (or the ops dashboard)")
@@ -100,7 +101,8 @@ def render_status(snapshot: OpsSnapshot) -> str:
 
     lines += ["", "Recent errors (last hour)"]
     for error in snapshot.recent_errors:
-        lines.append(f"  {_ago(error.at, now)}  {error.source}  {error.error}")
+        trace = f"  trace={error.trace_id}" if error.trace_id else ""
+        lines.append(f"  {_ago(error.at, now)}  {error.source}  {error.error}{trace}")
     if not snapshot.recent_errors:
         lines.append("  none")
     return "\n".join(lines)

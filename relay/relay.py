@@ -21,6 +21,7 @@ from outbox.failpoints import failpoint
 from outbox.services import claim_pending_events, event_id_span, mark_published, record_publish_failures
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, Worker, database_unavailable
 from relay import metrics
+from relay import tracing as relay_tracing
 from relay.partition_upkeep import PartitionUpkeep
 from relay.publisher import Publisher, relay_publisher
 from relay.wakeup import CommitListener
@@ -75,17 +76,24 @@ class Relay(Worker):
         try:
             with transaction.atomic(using=self.using):
                 self._limit_idle_in_transaction()
+                claim_started = relay_tracing.now_ns()
                 events = claim_pending_events(self.batch_size, using=self.using)
                 if not events:
                     return BatchResult(0, 0, 0)
                 failpoint("relay.after_claim")
+                traced = relay_tracing.batch_trace(events, claim_started)
                 publish_started = time.perf_counter()
-                outcome = self.publisher.publish_batch(events)
+                with relay_tracing.step(traced, "relay.publish"):
+                    outcome = self.publisher.publish_batch(traced.events if traced else events)
                 confirm_seconds = time.perf_counter() - publish_started
                 failpoint("relay.after_confirm")
-                mark_published(outcome.confirmed, within=event_id_span(e.event_id for e in events), using=self.using)
-                dead = record_publish_failures(outcome.failed, using=self.using)
+                within = event_id_span(e.event_id for e in events)
+                with relay_tracing.step(traced, "relay.mark"):
+                    mark_published(outcome.confirmed, within=within, using=self.using)
+                    dead = record_publish_failures(outcome.failed, using=self.using)
             failpoint("relay.after_commit")
+            if traced is not None:
+                traced.finished(outcome.confirmed, outcome.failed)
         except (OperationalError, InterfaceError) as exc:
             raise self._database_unavailable(exc) from exc
         metrics.record_batch(

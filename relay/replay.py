@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from outbox import tracing
 from outbox.broker import Topology, load_topology
 from outbox.envelope import OutgoingEvent
 from outbox.errors import OutboxError
@@ -31,6 +32,7 @@ from outbox.inbox import forget_inbox_entries
 from outbox.models import OutboxEvent
 from outbox.schemas import registered_schemas
 from outbox.services import OUTGOING_EVENT_COLUMNS, outgoing_event
+from relay import tracing as relay_tracing
 from relay.amqp_publisher import BrokerUnavailable
 from relay.publisher import Publisher, replay_publisher
 
@@ -211,12 +213,15 @@ def replay_events(
         for page in _pages(plan, batch_size, using):
             if plan.forget_inbox:
                 forgotten += forget_inbox_entries(plan.consumer, [event.event_id for event in page], using=using)
+            sends = relay_tracing.SendSpans(page, replay=True) if tracing.ACTIVE else None
             try:
-                outcome = publisher.publish_batch(page, to_queue=plan.queue)
+                outcome = publisher.publish_batch(sends.events if sends else page, to_queue=plan.queue)
             except BrokerUnavailable as exc:
                 raise ReplayStopped(
                     str(exc), replayed=replayed, total=plan.total, resume_after_id=confirmed_up_to
                 ) from exc
+            if sends is not None:
+                sends.settled(outcome.confirmed, outcome.failed)
             replayed += len(outcome.confirmed)
             if outcome.failed:
                 first_failed = min(outcome.failed)

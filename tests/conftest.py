@@ -143,3 +143,20 @@ def spawn_worker(worker_env, tmp_path):
 
     yield spawn
     stop_processes([process for process, _ in processes])
+
+
+@pytest.fixture
+def spans():
+    """Tracing on in this process for one test, into the SDK's in-memory exporter; yields the exporter."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from outbox import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_provider(provider)
+    yield exporter
+    tracing.use_provider(None)

@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("migrate", "web", "relay", "consumer")
 LONG_RUNNING_APP_SERVICES = ("web", "relay", "consumer")
 MANAGE_PY_SERVICES = ("migrate", "relay", "consumer")
-MONITORING_SERVICES = ("prometheus", "grafana")
+MONITORING_SERVICES = ("prometheus", "grafana", "jaeger")
 # What each service adds to the shared environment: gunicorn's workers share metrics, and each
 # broker role's own user goes only where that role runs (the web runs the admin's replay action).
 SERVICE_ONLY_VARIABLES = {
     "migrate": set(),
-    "web": {"PROMETHEUS_MULTIPROC_DIR", "REPLAY_BROKER_URL"},
-    "relay": {"RELAY_BROKER_URL", "REPLAY_BROKER_URL"},
-    "consumer": {"CONSUMER_BROKER_URL"},
+    "web": {"PROMETHEUS_MULTIPROC_DIR", "REPLAY_BROKER_URL", "OTEL_SERVICE_NAME"},
+    "relay": {"RELAY_BROKER_URL", "REPLAY_BROKER_URL", "OTEL_SERVICE_NAME"},
+    "consumer": {"CONSUMER_BROKER_URL", "OTEL_SERVICE_NAME"},
 }
 # Which role's permissions each broker URL setting is granted; BROKER_URL only monitors.
 ROLE_OF_URL = {"BROKER_URL": "monitor", "RELAY_BROKER_URL": "relay", "CONSUMER_BROKER_URL": "consumer"}
@@ -467,6 +467,25 @@ def test_grafana_provisions_the_prometheus_datasource_the_dashboard_uses(service
         if "datasource" in item
     }
     assert used == {datasource["uid"]}
+
+
+def test_app_services_send_traces_to_jaeger_and_grafana_links_latency_exemplars_to_them(compose, services, dashboard):
+    endpoint = urlsplit(compose["x-app-environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    jaeger = services["jaeger"]
+    assert endpoint.hostname == "jaeger"
+    assert str(endpoint.port) in jaeger["expose"]
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    names = {services[name]["environment"]["OTEL_SERVICE_NAME"] for name in LONG_RUNNING_APP_SERVICES}
+    assert names == set(LONG_RUNNING_APP_SERVICES)
+    assert "--enable-feature=exemplar-storage" in services["prometheus"]["command"]
+    datasources = GRAFANA / "provisioning" / "datasources"
+    [traces] = yaml.safe_load((datasources / "jaeger.yml").read_text())["datasources"]
+    assert urlsplit(traces["url"]).hostname == "jaeger"
+    assert f"{urlsplit(traces['url']).port}:{urlsplit(traces['url']).port}" in jaeger["ports"]
+    [metrics] = yaml.safe_load((datasources / "prometheus.yml").read_text())["datasources"]
+    assert metrics["jsonData"]["exemplarTraceIdDestinations"] == [{"name": "trace_id", "datasourceUid": traces["uid"]}]
+    [latency] = [panel for panel in dashboard["panels"] if panel.get("title", "").startswith("End-to-end latency")]
+    assert all(target["exemplar"] for target in latency["targets"])
 
 
 def test_grafana_loads_the_dashboard_from_the_mounted_directory(services):

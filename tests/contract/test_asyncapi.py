@@ -18,6 +18,7 @@ from messaging.consumers import NotificationsConsumer
 from messaging.contract import COMMITTED_DOCUMENT, asyncapi_document
 from messaging.models import Message
 from messaging.topology import NOTIFICATIONS_CONSUMER
+from outbox import tracing
 from outbox.asyncapi import message_key
 from outbox.envelope import CONTENT_TYPE
 from outbox.schemas import registered_schemas, schema_of
@@ -101,11 +102,18 @@ def payload_validator(document: dict, key: str) -> Draft7Validator:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
 def test_every_delivery_on_the_wire_matches_its_message_definition(
-    alice, bob, topology, broker_channel, every_event_queue, committed_document
+    alice, bob, topology, broker_channel, every_event_queue, committed_document, request, traced
 ):
     # Every type: the message's two events, and the two its notification gets from the consumer.
-    message = Message.objects.create(sender=alice, receiver=bob, content="Hello, wire")
+    # Traced, each carries the CloudEvents distributed-tracing attributes, which the document defines.
+    if traced:
+        request.getfixturevalue("spans")
+        with tracing.tracer().start_as_current_span("request"):
+            message = Message.objects.create(sender=alice, receiver=bob, content="Hello, wire")
+    else:
+        message = Message.objects.create(sender=alice, receiver=bob, content="Hello, wire")
     consumer = NotificationsConsumer()
     for _ in range(2):
         relay_pending_events()
@@ -123,6 +131,8 @@ def test_every_delivery_on_the_wire_matches_its_message_definition(
         key = message_key(schema_of(body["type"], body["schemaversion"]))
         errors = [error.message for error in payload_validator(committed_document, key).iter_errors(body)]
         assert errors == []
+        assert ("traceparent" in body) is traced
+        assert ("traceparent" in delivery.headers) is traced
         definition = committed_document["components"]["messages"][key]
         assert delivery.properties["content_type"] == definition["contentType"] == CONTENT_TYPE
         assert delivery.properties["content_encoding"] == definition["bindings"]["amqp"]["contentEncoding"]

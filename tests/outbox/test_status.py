@@ -8,10 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.core.management import call_command
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu import Producer
 
+import outbox
 from messaging.topology import build_topology
 from outbox.broker import broker_connection, declare_topology
 from outbox.models import InboxEntry, OutboxEvent, WorkerHeartbeat
@@ -115,6 +117,27 @@ def test_recent_errors_merge_worker_and_event_errors_newest_first():
     assert errors[0].source == f"event {retrying.id} message.read message:{retrying.aggregate_id} (retrying)"
     assert errors[1].source == "relay relay-a"
     assert errors[2].source.endswith("(dead)")
+
+
+def test_dead_events_and_their_recent_errors_show_the_trace_id_of_the_append_when_there_is_one(capsys):
+    [untraced] = append_read_events(1)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with transaction.atomic():
+        traced = outbox.emit(
+            aggregate_type="message",
+            aggregate_id=uuid.uuid4(),
+            event_type="message.read",
+            payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
+            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        )
+    OutboxEvent.objects.filter(pk__in=[traced.pk, untraced.pk]).update(
+        dead_at=timezone.now(), last_attempt_at=timezone.now(), attempts=8, last_error="NOT_ROUTED"
+    )
+
+    assert {event.id: event.trace_id for event in recent_dead_events()} == {traced.id: trace_id, untraced.id: ""}
+    assert {error.event_id: error.trace_id for error in recent_errors()} == {traced.id: trace_id, untraced.id: ""}
+    call_command("outbox_status")
+    assert f"trace={trace_id}" in capsys.readouterr().out
 
 
 def test_dead_letter_queue_depth_is_read_from_the_broker(topology, broker_channel):

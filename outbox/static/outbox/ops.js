@@ -177,13 +177,14 @@
           event.attempts,
           when(event.dead_at, now),
           element("td", event.last_error, "error-text"),
+          element("td", event.trace_id, "mono trace-id"),
           retryButton(event.id),
         ]);
         tr.dataset.eventId = event.id;
         return tr;
       }),
       "No dead events.",
-      7,
+      8,
     );
 
     const broker = snapshot.broker;
@@ -230,10 +231,15 @@
     fillRows(
       "recent-errors",
       snapshot.recent_errors.map((error) =>
-        row([when(error.at, now), element("td", error.source, "mono"), element("td", error.error, "error-text")]),
+        row([
+          when(error.at, now),
+          element("td", error.source, "mono"),
+          element("td", error.error, "error-text"),
+          element("td", error.trace_id, "mono trace-id"),
+        ]),
       ),
       "No errors in the last hour.",
-      3,
+      4,
     );
   }
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from tooling.benchmarks.partitions import PartitionBench
 from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 from tooling.benchmarks.publish_paths import PublishPathBench
+from tooling.benchmarks.tracing import TracingBench
 
 
 class Command(BaseCommand):
@@ -68,6 +69,12 @@ class Command(BaseCommand):
             action="store_true",
             help="measure only the relay's publish: its hand-packed frames against py-amqp's basic_publish, "
             "--limit-rounds alternated rounds of --backlog events",
+        )
+        parser.add_argument(
+            "--tracing",
+            action="store_true",
+            help="measure only what tracing costs: --write-rounds alternated write runs and the end-to-end latency "
+            "at the first of --rates, tracing off and on with spans dropped",
         )
         parser.add_argument(
             "--partitions",
@@ -126,6 +133,8 @@ class Command(BaseCommand):
             bench = PipelineBench
             if options["publish_paths"]:
                 bench = PublishPathBench
+            elif options["tracing"]:
+                bench = TracingBench
             elif options["partitions"]:
                 bench = PartitionBench
             run = bench(config, progress=progress)
