@@ -359,7 +359,9 @@ WORKER_FAILING_AFTER = _env_int("WORKER_FAILING_AFTER", 3)
 # Fault injection for the fault suite only: "name=probability,..." (see outbox/failpoints.py).
 OUTBOX_FAILPOINTS = os.environ.get("OUTBOX_FAILPOINTS", "")
 
-CONSUMER_PREFETCH = _env_int("CONSUMER_PREFETCH", 100)
+# Unacked deliveries per consumer; a transaction settles half of them while the broker sends the
+# other half (docs/decisions/consumer-pipelined-batches.md).
+CONSUMER_PREFETCH = _env_int("CONSUMER_PREFETCH", 500)
 # Above 1, the consumer's queue is split into this many partition queues behind a consistent-hash
 # exchange, shared by the consumer processes (docs/decisions/partitioned-consumption.md).
 CONSUMER_PARTITIONS = _env_int("CONSUMER_PARTITIONS", 1)

@@ -184,6 +184,7 @@ class InboxConsumer(Worker):
         self._connect()
         if self._subscriptions is not None:
             self._subscriptions.rebalance_if_due()
+            self._drop_deliveries_of_closed_channels()
         if not self._received:
             try:
                 self._connection.drain_events(timeout=DRAIN_TIMEOUT_SECONDS)
@@ -192,14 +193,34 @@ class InboxConsumer(Worker):
                 if self.exit_when_idle and self.stats.settled:
                     self.stop()
                 return []
-        while len(self._received) < self.prefetch:
+        return self._take_batch()
+
+    @property
+    def batch_limit(self) -> int:
+        """Deliveries settled in one transaction: half the prefetch window.
+
+        The other half stays in flight, so the broker keeps sending while a batch commits
+        (docs/decisions/consumer-pipelined-batches.md).
+        """
+        return max(1, self.prefetch // 2)
+
+    def _take_batch(self) -> list:
+        # Gathers what is already on the wire up to the batch limit; an idle wire ends the batch
+        # at once, so a lone delivery at a low rate is settled without waiting for company.
+        limit = self.batch_limit
+        while len(self._received) < limit:
             try:
                 self._connection.drain_events(timeout=BATCH_GATHER_SECONDS)
             except TimeoutError:
                 break
-        batch = list(self._received)
-        self._received.clear()
+        batch = self._received[:limit]
+        del self._received[:limit]
         return batch
+
+    def _drop_deliveries_of_closed_channels(self) -> None:
+        # A released partition's channel is closed and its unacked deliveries are back in the
+        # queue: the ones still held here are another consumer's now.
+        self._received[:] = [m for m in self._received if getattr(m.channel, "is_open", True)]
 
     def settle(self, messages: list) -> None:
         """Settle deliveries, in order: poison dead-lettered, the rest applied in one transaction, then acked.

@@ -220,3 +220,26 @@ def test_a_batch_with_poison_duplicates_and_both_events_of_a_message_settles_in_
     with broker_connection() as conn:
         assert queue_depth(conn.channel(), queue) == 0
     consumer._dead_letters.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_settles_at_most_half_the_prefetch_window_and_every_delivery_once(alice, bob, topology):
+    messages = [Message.objects.create(sender=alice, receiver=bob, content=f"m{i}") for i in range(12)]
+    relay_pending_events()
+    batches: list[int] = []
+
+    class RecordingConsumer(NotificationsConsumer):
+        def settle(self, batch: list) -> None:
+            batches.append(len(batch))
+            super().settle(batch)
+
+    consumer = RecordingConsumer(prefetch=4)
+    try:
+        wait_until(lambda: consumer.work_once() or consumer.stats.settled >= 12, what="every delivery settled")
+    finally:
+        consumer.disconnect()
+
+    assert consumer.batch_limit == 2
+    assert max(batches) <= 2
+    assert sum(batches) == 12
+    assert sorted(Notification.objects.values_list("message_id", flat=True)) == sorted(m.pk for m in messages)
