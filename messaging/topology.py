@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from kombu import Exchange, Queue
 
 from outbox.broker import Topology
@@ -40,8 +41,15 @@ NOTIFICATION_EVENTS_CONSUMER = "notification-events"
 NOTIFICATION_EVENTS_MAX_LENGTH = 100_000
 
 
-def build_topology(namespace: str = "") -> Topology:
-    """The topology with every name prefixed by `namespace` (empty in production)."""
+def build_topology(namespace: str = "", partitions: int | None = None) -> Topology:
+    """The topology with every name prefixed by `namespace` (empty in production).
+
+    With `partitions` (default: CONSUMER_PARTITIONS) above 1, the notifications consumer reads
+    `messaging.notifications.p0` … `.p<N-1>` behind `messaging.notifications.partitions`
+    (outbox.partition_topology) and `messaging.notifications` itself is not declared.
+    """
+    if partitions is None:
+        partitions = settings.CONSUMER_PARTITIONS
     events = Exchange(f"{namespace}messaging.events", type="topic", durable=True)
     dead_letter = Exchange(f"{namespace}messaging.dead-letter", type="direct", durable=True)
     notifications_name = f"{namespace}messaging.notifications"
@@ -84,6 +92,7 @@ def build_topology(namespace: str = "") -> Topology:
         queues={NOTIFICATIONS_CONSUMER: notifications, NOTIFICATION_EVENTS_CONSUMER: notification_events},
         dead_letter_exchange=dead_letter,
         dead_letter_queues={NOTIFICATIONS_CONSUMER: notifications_dead_letter},
+        partitions={NOTIFICATIONS_CONSUMER: partitions},
     )
 
 
