@@ -111,8 +111,10 @@ def broker_permissions(namespace: str = "") -> dict[str, BrokerPermissions]:
     - relay: declares and publishes to the events exchange, reads nothing;
     - consumer: declares its queues, the notification events' queue and the dead-letter exchange,
       binds them (write on the queue, read on the exchange), consumes its queue, publishes only
-      dead letters;
-    - replay: publishes to the events exchange, or to one queue through the default exchange;
+      dead letters; with partitions, also declares, binds and reads its hash exchange
+      (`<queue>.partitions`) and partition queues (`<queue>.p<n>`);
+    - replay: publishes to the events exchange, to the consumer's hash exchange, or to one queue
+      through the default exchange;
     - monitor: connects and counts queues (passive declares need no permission), nothing else.
     """
     topology = build_topology("")
@@ -121,15 +123,22 @@ def broker_permissions(namespace: str = "") -> dict[str, BrokerPermissions]:
     queue = topology.queue_for(NOTIFICATIONS_CONSUMER).name
     dead_letter_queue = topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER).name
     notification_events = topology.queue_for(NOTIFICATION_EVENTS_CONSUMER).name
-    consumer_owns = _names(namespace, dead_letter, queue, dead_letter_queue, notification_events)
+    hash_exchange = f"{queue}.partitions"
+    # Whatever CONSUMER_PARTITIONS is: changing it needs no new permissions.
+    partition_queues = f"{re.escape(queue)}\\.p[0-9]+"
+    consumer_owns = _names(
+        namespace, dead_letter, queue, dead_letter_queue, notification_events, hash_exchange, raw=[partition_queues]
+    )
     return {
         "relay": BrokerPermissions(configure=_names(namespace, events), write=_names(namespace, events), read=NOTHING),
         "consumer": BrokerPermissions(
-            configure=consumer_owns, write=consumer_owns, read=_names(namespace, events, dead_letter, queue)
+            configure=consumer_owns,
+            write=consumer_owns,
+            read=_names(namespace, events, dead_letter, queue, hash_exchange, raw=[partition_queues]),
         ),
         "replay": BrokerPermissions(
             configure=NOTHING,
-            write=f"^(?:{namespace}{re.escape(events)}|{re.escape(DEFAULT_EXCHANGE)})$",
+            write=f"^(?:{namespace}(?:{re.escape(events)}|{re.escape(hash_exchange)})|{re.escape(DEFAULT_EXCHANGE)})$",
             read=NOTHING,
         ),
         "monitor": BrokerPermissions(configure=NOTHING, write=NOTHING, read=NOTHING),
@@ -151,5 +160,6 @@ def team_permissions(prefix: str, namespace: str = "") -> BrokerPermissions:
     return BrokerPermissions(configure=own, write=own, read=read)
 
 
-def _names(namespace: str, *names: str) -> str:
-    return f"^{namespace}(?:{'|'.join(re.escape(name) for name in names)})$"
+def _names(namespace: str, *names: str, raw: tuple[str, ...] | list[str] = ()) -> str:
+    # `raw`: patterns already escaped, such as the partition queues' numbered names.
+    return f"^{namespace}(?:{'|'.join([*(re.escape(name) for name in names), *raw])})$"
