@@ -406,6 +406,25 @@ class InboxConsumer(Worker):
         consumer.qos(prefetch_count=self.prefetch)
         consumer.consume()
 
+    def check_topology(self) -> None:
+        """Raise `TopologyMismatch` when the broker holds another number of partitions than ours.
+
+        For a start that refuses a mismatched broker at once. A broker out of reach passes: the
+        run waits for it and checks again when it connects.
+        """
+        if self.partition_count <= 1:
+            return
+        try:
+            with broker_connection(self.url) as connection:
+                connection.connect()
+                check_partitions(connection, self._partitions())
+        except self._broker_errors as exc:
+            logger.info(
+                "consumer.topology_check_skipped consumer=%s reason=broker_unavailable error=%s",
+                self.name,
+                type(exc).__name__,
+            )
+
     def _partitions(self):
         return partitions_of(
             self.queue, self.topology.events, self.topology.binding_keys_for(self.name), self.partition_count

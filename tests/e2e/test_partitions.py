@@ -248,3 +248,16 @@ def test_partitions_on_declare_the_partitions_instead_of_the_plain_queue(broker_
         channel = conn.channel()
         queues = partitioned.partitions_for(NOTIFICATIONS_CONSUMER).queues
         wait_until(lambda: sum(queue_depth(channel, q) for q in queues) == 1, timeout=10, what="one event")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_consumer_command_refuses_to_start_against_other_partitions(topology, declared, spawn_worker):
+    declared(4)
+    process = spawn_worker("consume_notifications", env={"CONSUMER_PARTITIONS": "3"})
+
+    assert process.wait(timeout=60) != 0
+    log = process.log_path.read_text()
+    errors = [line for line in log.splitlines() if line.startswith("CommandError:")]
+    assert len(errors) == 1, log
+    assert "CONSUMER_PARTITIONS" in errors[0]
+    assert "Traceback" not in log
