@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from kombu import Exchange, Queue
 
 from outbox.broker import Topology
@@ -40,8 +41,15 @@ NOTIFICATION_EVENTS_CONSUMER = "notification-events"
 NOTIFICATION_EVENTS_MAX_LENGTH = 100_000
 
 
-def build_topology(namespace: str = "") -> Topology:
-    """The topology with every name prefixed by `namespace` (empty in production)."""
+def build_topology(namespace: str = "", partitions: int | None = None) -> Topology:
+    """The topology with every name prefixed by `namespace` (empty in production).
+
+    With `partitions` (default: CONSUMER_PARTITIONS) above 1, the notifications consumer reads
+    `messaging.notifications.p0` … `.p<N-1>` behind `messaging.notifications.partitions`
+    (outbox.partition_topology) and `messaging.notifications` itself is not declared.
+    """
+    if partitions is None:
+        partitions = settings.CONSUMER_PARTITIONS
     events = Exchange(f"{namespace}messaging.events", type="topic", durable=True)
     dead_letter = Exchange(f"{namespace}messaging.dead-letter", type="direct", durable=True)
     notifications_name = f"{namespace}messaging.notifications"
@@ -84,6 +92,7 @@ def build_topology(namespace: str = "") -> Topology:
         queues={NOTIFICATIONS_CONSUMER: notifications, NOTIFICATION_EVENTS_CONSUMER: notification_events},
         dead_letter_exchange=dead_letter,
         dead_letter_queues={NOTIFICATIONS_CONSUMER: notifications_dead_letter},
+        partitions={NOTIFICATIONS_CONSUMER: partitions},
     )
 
 
@@ -102,8 +111,10 @@ def broker_permissions(namespace: str = "") -> dict[str, BrokerPermissions]:
     - relay: declares and publishes to the events exchange, reads nothing;
     - consumer: declares its queues, the notification events' queue and the dead-letter exchange,
       binds them (write on the queue, read on the exchange), consumes its queue, publishes only
-      dead letters;
-    - replay: publishes to the events exchange, or to one queue through the default exchange;
+      dead letters; with partitions, also declares, binds and reads its hash exchange
+      (`<queue>.partitions`) and partition queues (`<queue>.p<n>`);
+    - replay: publishes to the events exchange, to the consumer's hash exchange, or to one queue
+      through the default exchange;
     - monitor: connects and counts queues (passive declares need no permission), nothing else.
     """
     topology = build_topology("")
@@ -112,15 +123,22 @@ def broker_permissions(namespace: str = "") -> dict[str, BrokerPermissions]:
     queue = topology.queue_for(NOTIFICATIONS_CONSUMER).name
     dead_letter_queue = topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER).name
     notification_events = topology.queue_for(NOTIFICATION_EVENTS_CONSUMER).name
-    consumer_owns = _names(namespace, dead_letter, queue, dead_letter_queue, notification_events)
+    hash_exchange = f"{queue}.partitions"
+    # Whatever CONSUMER_PARTITIONS is: changing it needs no new permissions.
+    partition_queues = f"{re.escape(queue)}\\.p[0-9]+"
+    consumer_owns = _names(
+        namespace, dead_letter, queue, dead_letter_queue, notification_events, hash_exchange, raw=[partition_queues]
+    )
     return {
         "relay": BrokerPermissions(configure=_names(namespace, events), write=_names(namespace, events), read=NOTHING),
         "consumer": BrokerPermissions(
-            configure=consumer_owns, write=consumer_owns, read=_names(namespace, events, dead_letter, queue)
+            configure=consumer_owns,
+            write=consumer_owns,
+            read=_names(namespace, events, dead_letter, queue, hash_exchange, raw=[partition_queues]),
         ),
         "replay": BrokerPermissions(
             configure=NOTHING,
-            write=f"^(?:{namespace}{re.escape(events)}|{re.escape(DEFAULT_EXCHANGE)})$",
+            write=f"^(?:{namespace}(?:{re.escape(events)}|{re.escape(hash_exchange)})|{re.escape(DEFAULT_EXCHANGE)})$",
             read=NOTHING,
         ),
         "monitor": BrokerPermissions(configure=NOTHING, write=NOTHING, read=NOTHING),
@@ -142,5 +160,6 @@ def team_permissions(prefix: str, namespace: str = "") -> BrokerPermissions:
     return BrokerPermissions(configure=own, write=own, read=read)
 
 
-def _names(namespace: str, *names: str) -> str:
-    return f"^{namespace}(?:{'|'.join(re.escape(name) for name in names)})$"
+def _names(namespace: str, *names: str, raw: tuple[str, ...] | list[str] = ()) -> str:
+    # `raw`: patterns already escaped, such as the partition queues' numbered names.
+    return f"^{namespace}(?:{'|'.join([*(re.escape(name) for name in names), *raw])})$"

@@ -18,6 +18,7 @@ from kombu import Queue
 from outbox.broker import Topology
 from outbox.dead_letters import CONSUMER_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER
 from outbox.envelope import (
+    AGGREGATE_ID_HEADER,
     AGGREGATE_TYPE_ATTRIBUTE,
     CONTENT_TYPE,
     DATA_CONTENT_TYPE,
@@ -28,6 +29,7 @@ from outbox.envelope import (
     TRACE_ATTRIBUTES,
     data_schema_url,
 )
+from outbox.partition_topology import Partitions
 from outbox.schemas import EventSchema, registered_schemas
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -102,14 +104,19 @@ def build_asyncapi_document(
     for consumer, queue in topology.queues.items():
         routed = [s for s in schemas if topology.routes_to(consumer, s.event_type)]
         channel = f"queue_{_slug(consumer)}"
-        channels[channel] = _queue_channel(
-            queue,
-            info,
-            description=f"Example: the `{consumer}` consumer's own queue, bound to `{topology.events.name}` with "
-            f"{', '.join(f'`{key}`' for key in topology.binding_keys_for(consumer))}. Bind a queue of your own "
-            "the same way; never consume from this one.",
-            messages={message_key(s): {"$ref": f"#/components/messages/{message_key(s)}"} for s in routed},
-        )
+        keys = ", ".join(f"`{key}`" for key in topology.binding_keys_for(consumer))
+        messages = {message_key(s): {"$ref": f"#/components/messages/{message_key(s)}"} for s in routed}
+        partitions = topology.partitions_for(consumer)
+        if partitions is not None:
+            channels[channel] = _partitions_channel(consumer, partitions, info, keys=keys, messages=messages)
+        else:
+            channels[channel] = _queue_channel(
+                queue,
+                info,
+                description=f"Example: the `{consumer}` consumer's own queue, bound to `{topology.events.name}` "
+                f"with {keys}. Bind a queue of your own the same way; never consume from this one.",
+                messages=messages,
+            )
         operations[f"consume_{_slug(consumer)}"] = {
             "action": "receive",
             "title": f"The {consumer} consumer",
@@ -169,6 +176,34 @@ def _queue_channel(queue: Queue, info: ContractInfo, *, description: str, messag
         },
         "x-queue-arguments": dict(queue.queue_arguments or {}),
     }
+
+
+def _partitions_channel(
+    consumer: str, partitions: Partitions, info: ContractInfo, *, keys: str, messages: dict
+) -> dict[str, Any]:
+    # One channel for the N partition queues, the partition number as its address parameter.
+    template = partitions.queues[0]
+    channel = _queue_channel(template, info, description="", messages=messages)
+    last = partitions.count - 1
+    address = template.name.removesuffix(".p0") + ".p{partition}"
+    channel["address"] = address
+    channel["bindings"]["amqp"]["queue"]["name"] = address
+    channel["parameters"] = {
+        "partition": {"description": f"The partition number, 0 to {last} (CONSUMER_PARTITIONS - 1)."}
+    }
+    channel["description"] = (
+        f"Our own `{consumer}` consumer's {partitions.count} partition queues (`CONSUMER_PARTITIONS`, set in "
+        f"the environment of the relay and of every consumer process alike), fed by the consistent-hash "
+        f"exchange `{partitions.exchange.name}` on the `{AGGREGATE_ID_HEADER}` header, itself bound with "
+        f"{keys}: every event of one aggregate lands on one partition. Not for other teams: bind a queue of "
+        "your own to the events exchange instead."
+    )
+    channel["x-hash-exchange"] = {
+        "name": partitions.exchange.name,
+        "type": partitions.exchange.type,
+        "arguments": dict(partitions.exchange.arguments or {}),
+    }
+    return channel
 
 
 def _message(schema: EventSchema, info: ContractInfo, schema_base_url: str | None) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from django.utils.module_loading import import_string
 from kombu import Connection, Exchange, Queue
 from kombu.transport import virtual
 
+from outbox.partition_topology import Partitions, declare_partitions, partitions_of
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -22,12 +24,16 @@ class Topology:
     `events` is the exchange the relay publishes to; `queues` maps a consumer name to its queue;
     `dead_letter_queues` are where those queues send what they refuse. Declaring everything
     from the publishing side too means an event is never published before its queues exist.
+    `partitions` maps a consumer to its number of partition queues (outbox.partition_topology);
+    a partitioned consumer's own queue is then a template, neither declared nor bound, since
+    nobody would read it.
     """
 
     events: Exchange
     queues: dict[str, Queue] = field(default_factory=dict)
     dead_letter_exchange: Exchange | None = None
     dead_letter_queues: dict[str, Queue] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)
 
     def queue_for(self, consumer: str) -> Queue:
         try:
@@ -53,6 +59,20 @@ class Topology:
 
     def all_queues(self) -> list[Queue]:
         return [*self.queues.values(), *self.dead_letter_queues.values()]
+
+    def partitions_for(self, consumer: str) -> Partitions | None:
+        """`consumer`'s partitions, or None when it consumes its one queue."""
+        count = self.partitions.get(consumer, 1)
+        if count <= 1:
+            return None
+        return partitions_of(self.queue_for(consumer), self.events, self.binding_keys_for(consumer), count)
+
+    def declared_queues(self, *, partitioned: bool = True) -> list[Queue]:
+        """The queues a declare creates: a partitioned consumer's partitions stand for its queue."""
+        if not partitioned:
+            return self.all_queues()
+        partitioned_names = {self.queue_for(name).name for name in self.queues if self.partitions_for(name)}
+        return [queue for queue in self.all_queues() if queue.name not in partitioned_names]
 
 
 def topic_matches(binding_key: str, routing_key: str) -> bool:
@@ -80,8 +100,19 @@ def declare_topology(channel, topology: Topology) -> None:
     if topology.dead_letter_exchange is not None:
         topology.dead_letter_exchange(channel).declare()
     topology.events(channel).declare()
-    for queue in topology.all_queues():
+    partitioned = _has_hash_exchange(channel)
+    for queue in topology.declared_queues(partitioned=partitioned):
         queue(channel).declare()
+    for consumer in topology.queues if partitioned else ():
+        partitions = topology.partitions_for(consumer)
+        if partitions is not None:
+            declare_partitions(channel, partitions, topology.events)
+
+
+def _has_hash_exchange(channel) -> bool:
+    # kombu's virtual transports (the embedded broker) know no consistent-hash exchange: one
+    # queue per consumer there.
+    return not isinstance(channel, virtual.Channel)
 
 
 def declare_events_exchange(channel, topology: Topology) -> None:
@@ -99,7 +130,9 @@ def declare_consumer_queues(channel, topology: Topology, consumer: str) -> None:
     """
     if topology.dead_letter_exchange is not None:
         topology.dead_letter_exchange(channel).declare()
-    for queue in (topology.queue_for(consumer), topology.dead_letter_queues.get(consumer)):
+    partitions = topology.partitions_for(consumer) if _has_hash_exchange(channel) else None
+    own = None if partitions is not None else topology.queue_for(consumer)
+    for queue in (own, topology.dead_letter_queues.get(consumer)):
         if queue is not None:
             bound = queue(channel)
             # queue_declare + queue_bind, not declare(): that would declare the exchange too.
@@ -107,12 +140,20 @@ def declare_consumer_queues(channel, topology: Topology, consumer: str) -> None:
             bound.queue_bind()
             for binding in bound.bindings:
                 binding.bind(bound)
+    if partitions is not None:
+        declare_partitions(channel, partitions, topology.events)
 
 
 def delete_topology(channel, topology: Topology) -> None:
     """Delete every queue and exchange of `topology`; for tests and throwaway namespaces."""
     for queue in topology.all_queues():
         queue(channel).delete()
+    for consumer in topology.queues:
+        partitions = topology.partitions_for(consumer)
+        if partitions is not None and _has_hash_exchange(channel):
+            for queue in partitions.queues:
+                queue(channel).delete()
+            partitions.exchange(channel).delete()
     topology.events(channel).delete()
     if topology.dead_letter_exchange is not None:
         topology.dead_letter_exchange(channel).delete()

@@ -120,7 +120,7 @@ class InboxConsumer(Worker):
         self.queue = self.topology.queue_for(self.name)
         self.prefetch = prefetch or settings.CONSUMER_PREFETCH
         # The embedded broker has no consistent-hash exchange: one queue there.
-        self.partition_count = 1 if is_virtual_transport(self.url) else settings.CONSUMER_PARTITIONS
+        self.partition_count = 1 if is_virtual_transport(self.url) else self.topology.partitions.get(self.name, 1)
         self._subscriptions: PartitionSubscriptions | None = None
         self._connection = None
         self._received: list = []
@@ -411,6 +411,9 @@ class InboxConsumer(Worker):
             return
         self._connection = broker_connection(self.url)
         self._connection.connect()
+        if self.partition_count > 1:
+            # Before any declare, which would create the missing partitions of a smaller count.
+            check_partitions(self._connection, self._partitions())
         channel = self._connection.channel()
         if self._declares_whole_topology:
             declare_topology(channel, self.topology)
@@ -427,11 +430,32 @@ class InboxConsumer(Worker):
         consumer.qos(prefetch_count=self.prefetch)
         consumer.consume()
 
-    def _subscribe_to_partitions(self, channel) -> None:
-        partitions = partitions_of(
+    def check_topology(self) -> None:
+        """Raise `TopologyMismatch` when the broker holds another number of partitions than ours.
+
+        For a start that refuses a mismatched broker at once. A broker out of reach passes: the
+        run waits for it and checks again when it connects.
+        """
+        if self.partition_count <= 1:
+            return
+        try:
+            with broker_connection(self.url) as connection:
+                connection.connect()
+                check_partitions(connection, self._partitions())
+        except self._broker_errors as exc:
+            logger.info(
+                "consumer.topology_check_skipped consumer=%s reason=broker_unavailable error=%s",
+                self.name,
+                type(exc).__name__,
+            )
+
+    def _partitions(self):
+        return partitions_of(
             self.queue, self.topology.events, self.topology.binding_keys_for(self.name), self.partition_count
         )
-        check_partitions(self._connection, partitions)
+
+    def _subscribe_to_partitions(self, channel) -> None:
+        partitions = self._partitions()
         declare_partitions(channel, partitions, self.topology.events)
         self._subscriptions = PartitionSubscriptions(
             self._connection,

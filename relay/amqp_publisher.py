@@ -150,11 +150,15 @@ class ConfirmingPublisher(BasePublisher):
             self.close()
             raise BrokerUnavailable(f"lost the connection to {self.broker}: {_describe(exc)}") from exc
 
-    def publish_batch(self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None) -> PublishOutcome:
+    def publish_batch(
+        self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None, to_exchange: str | None = None
+    ) -> PublishOutcome:
         """Publish `events` in order and return once the broker has settled every one of them.
 
         `to_queue` sends them to that one queue instead (through the default exchange, whose
-        routing key is a queue's name): a replay for one consumer. Raises `BrokerUnavailable`
+        routing key is a queue's name): a replay for one consumer. `to_exchange` sends them to
+        that exchange with their type as routing key: a replay for one partitioned consumer,
+        through its hash exchange, so that each lands on its aggregate's partition. Raises `BrokerUnavailable`
         when the connection fails or the confirms do not arrive in time: then none of the batch
         may be marked published.
         """
@@ -163,7 +167,7 @@ class ConfirmingPublisher(BasePublisher):
         self._nacked.clear()
         self._returned.clear()
         tags: dict[int, OutgoingEvent] = {}
-        exchange = self._topology.events.name if to_queue is None else ""
+        exchange = to_exchange or (self._topology.events.name if to_queue is None else "")
         outcome = PublishOutcome()
         writer = self._batch_writer()
         try:

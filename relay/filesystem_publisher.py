@@ -46,14 +46,19 @@ class LocalPublisher(BasePublisher):
     def heartbeat(self) -> None:
         """Nothing to keep alive: there is no server connection."""
 
-    def publish_batch(self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None) -> PublishOutcome:
+    def publish_batch(
+        self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None, to_exchange: str | None = None
+    ) -> PublishOutcome:
         """Publish `events` in order; each one is stored (confirmed) when its publish returns.
 
         `to_queue` sends them to that one queue instead (through the default exchange): a replay
         for one consumer; a queue no binding names fails every event. Raises `BrokerUnavailable`
         when the transport fails mid-batch: the events published before it are stored, but none
-        of the batch is marked published (consumers dedupe).
+        of the batch is marked published (consumers dedupe). `to_exchange` is refused: the
+        embedded broker has no partitions to route to.
         """
+        if to_exchange is not None:
+            raise ValueError("the embedded broker has no hash exchange: its consumers have one queue")
         self.connect()
         outcome = PublishOutcome()
         routable: dict[str, bool] = {}

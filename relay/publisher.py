@@ -29,9 +29,13 @@ class Publisher(Protocol):
 
     def heartbeat(self) -> None: ...
 
-    def publish_batch(self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None) -> PublishOutcome:
+    def publish_batch(
+        self, events: Sequence[OutgoingEvent], *, to_queue: str | None = None, to_exchange: str | None = None
+    ) -> PublishOutcome:
         """Publish `events` in order; with `to_queue`, to that one queue through the default
-        exchange (a replay for one consumer), where an unknown queue fails every event."""
+        exchange (a replay for one consumer), where an unknown queue fails every event; with
+        `to_exchange`, to that exchange instead of the events exchange (a replay for one
+        partitioned consumer, through its hash exchange)."""
         ...
 
 

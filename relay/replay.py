@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from outbox import tracing
-from outbox.broker import Topology, load_topology
+from outbox.broker import Topology, broker_role, is_virtual_transport, load_topology
 from outbox.envelope import OutgoingEvent
 from outbox.errors import OutboxError
 from outbox.inbox import forget_inbox_entries
@@ -109,6 +109,9 @@ class ReplayPlan:
     exchange: str
     consumer: str | None
     queue: str | None
+    # A partitioned consumer's hash exchange: the events go through it, each to its aggregate's
+    # partition, so that a replayed event keeps its place in its aggregate's order.
+    partition_exchange: str | None = None
     # Forget the consumer's inbox entries of each page before publishing it.
     forget_inbox: bool = False
     # Event type -> how many events of it will be sent; and those the consumer's queue is not
@@ -129,6 +132,11 @@ class ReplayPlan:
             return (
                 f"the events exchange {self.exchange!r}: every queue bound for their types gets them, "
                 "i.e. every consumer of every team"
+            )
+        if self.partition_exchange is not None:
+            return (
+                f"consumer {self.consumer!r} only: through its hash exchange {self.partition_exchange!r}, "
+                "each event to its aggregate's partition"
             )
         return f"consumer {self.consumer!r} only: straight to its queue {self.queue!r} through the default exchange"
 
@@ -157,13 +165,17 @@ def plan_replay(
     if forget_inbox and consumer is None:
         raise InvalidReplay("forgetting inbox entries needs a consumer: name it, and the events go to its queue only")
     topology = topology or load_topology()
-    queue = None
+    queue = partition_exchange = None
     if consumer is not None:
         try:
             queue = topology.queue_for(consumer).name
         except LookupError:
             known = ", ".join(sorted(topology.queues)) or "none"
             raise InvalidReplay(f"the topology has no consumer {consumer!r}; its consumers: {known}") from None
+        partitions = topology.partitions_for(consumer)
+        # The embedded broker has no hash exchange: its consumers read their one queue.
+        if partitions is not None and not is_virtual_transport(broker_role("REPLAY_BROKER_URL").url):
+            queue, partition_exchange = None, partitions.exchange.name
     where, params = selection.where()
     with connections[using].cursor() as cursor:
         cursor.execute(
@@ -182,6 +194,7 @@ def plan_replay(
         exchange=topology.events.name,
         consumer=consumer,
         queue=queue,
+        partition_exchange=partition_exchange,
         forget_inbox=forget_inbox,
         counts=counts,
         not_routed=not_routed,
@@ -215,7 +228,9 @@ def replay_events(
                 forgotten += forget_inbox_entries(plan.consumer, [event.event_id for event in page], using=using)
             sends = relay_tracing.SendSpans(page, replay=True) if tracing.ACTIVE else None
             try:
-                outcome = publisher.publish_batch(sends.events if sends else page, to_queue=plan.queue)
+                outcome = publisher.publish_batch(
+                    sends.events if sends else page, to_queue=plan.queue, to_exchange=plan.partition_exchange
+                )
             except BrokerUnavailable as exc:
                 raise ReplayStopped(
                     str(exc), replayed=replayed, total=plan.total, resume_after_id=confirmed_up_to

@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from messaging.consumers import NotificationsConsumer
-from messaging.contract import COMMITTED_DOCUMENT, asyncapi_document
+from messaging.contract import COMMITTED_DOCUMENT, asyncapi_document, asyncapi_yaml
 from messaging.models import Message
 from messaging.topology import NOTIFICATIONS_CONSUMER
 from outbox import tracing
@@ -147,3 +147,27 @@ def test_every_delivery_on_the_wire_matches_its_message_definition(
         seen.add(body["type"])
         delivery.ack()
     assert seen == {schema.event_type for schema in registered_schemas()}
+
+
+def test_with_partitions_the_document_shows_the_partition_queues_as_our_consumers(settings, tmp_path):
+    settings.CONSUMER_PARTITIONS = 4
+    document = asyncapi_document()
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    channel = document["channels"]["queue_notifications"]
+
+    assert "messaging.notifications" not in addresses
+    assert channel["address"] == "messaging.notifications.p{partition}"
+    assert "0 to 3" in channel["parameters"]["partition"]["description"]
+    assert "CONSUMER_PARTITIONS" in channel["description"]
+    assert channel["x-hash-exchange"]["name"] == "messaging.notifications.partitions"
+    # Other teams still read the events exchange's channels, unchanged.
+    assert (
+        document["channels"]["message_created"]
+        == yaml.safe_load(COMMITTED_DOCUMENT.read_text())["channels"]["message_created"]
+    )
+    path = tmp_path / "partitioned.yaml"
+    path.write_text(asyncapi_yaml())
+    result = subprocess.run(
+        ["node", "validate-asyncapi.mjs", str(path)], cwd=CONTRACT_TESTS, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -23,7 +23,8 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from messaging.models import Message, Notification
 from messaging.topology import broker_permissions, build_topology, team_permissions
-from outbox.broker import broker_connection, delete_topology
+from outbox.broker import broker_connection, declare_consumer_queues, declare_events_exchange, delete_topology
+from outbox.envelope import AGGREGATE_ID_HEADER
 from outbox.models import OutboxEvent
 from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_until
 
@@ -222,3 +223,37 @@ def test_the_replay_users_replay_to_the_events_exchange_is_confirmed(role_urls, 
     with broker_connection() as connection:
         assert len(get_messages(connection.channel(), topology.queue_for("notifications"), expected=2)) == 2
     assert OutboxEvent.objects.count() == 1
+
+
+def test_the_consumers_user_declares_and_reads_its_partitions_fed_by_the_relays_publishes(
+    role_urls, broker_namespace, broker_channel
+):
+    partitioned = build_topology(broker_namespace, partitions=3)
+    partitions = partitioned.partitions_for("notifications")
+    with Connection(role_urls["relay"]) as connection:
+        declare_events_exchange(connection.channel(), partitioned)
+    with Connection(role_urls["consumer"]) as connection:
+        declare_consumer_queues(connection.channel(), partitioned, "notifications")
+
+    with Connection(role_urls["relay"], transport_options={"confirm_publish": True}) as connection:
+        producer = Producer(connection.channel())
+        for aggregate in ("a", "b", "c", "d"):
+            producer.publish(
+                b"{}",
+                exchange=partitioned.events.name,
+                routing_key="message.created",
+                headers={AGGREGATE_ID_HEADER: aggregate},
+                retry=False,
+                declare=[],
+            )
+    depths = lambda: [queue_depth(broker_channel, queue) for queue in partitions.queues]  # noqa: E731
+    wait_until(lambda: sum(depths()) == 4, what="four events in the partitions")
+    with Connection(role_urls["consumer"]) as connection:
+        for queue, depth in zip(partitions.queues, depths(), strict=True):
+            if depth:
+                assert len(get_messages(connection.channel(), queue, expected=depth)) == depth
+    with Connection(role_urls["relay"]) as connection:
+        consumer = Consumer(connection.channel(), queues=[partitions.queues[0]], auto_declare=False)
+        with pytest.raises(AccessRefused, match="ACCESS_REFUSED"):
+            consumer.consume()
+            connection.drain_events(timeout=5)

@@ -4,10 +4,11 @@ import contextlib
 import uuid
 
 import pytest
+from amqp.exceptions import NotFound
 from kombu import Producer
 
-from messaging.topology import NOTIFICATIONS_CONSUMER
-from outbox.broker import broker_connection
+from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
+from outbox.broker import broker_connection, declare_consumer_queues, declare_events_exchange, declare_topology
 from outbox.envelope import AGGREGATE_ID_HEADER
 from outbox.partition_subscriptions import PartitionSubscriptions
 from outbox.partition_topology import (
@@ -16,7 +17,7 @@ from outbox.partition_topology import (
     declare_partitions,
     partitions_of,
 )
-from tests.helpers import get_messages, queue_depth, wait_until
+from tests.helpers import get_messages, publish_confirmed, queue_depth, wait_until
 
 
 def partitions_for(topology, count):
@@ -215,3 +216,48 @@ def test_the_notifications_consumer_applies_events_through_its_partitions(settin
         consumer.stop()
         runner.join(15)
     assert not runner.is_alive()
+
+
+def _queue_exists(name: str) -> bool:
+    with broker_connection() as conn:
+        channel = conn.channel()
+        try:
+            channel.queue_declare(queue=name, passive=True)
+        except NotFound:
+            return False
+        return True
+
+
+@pytest.mark.parametrize("own_user", [False, True])
+def test_partitions_on_declare_the_partitions_instead_of_the_plain_queue(broker_namespace, own_user):
+    partitioned = build_topology(broker_namespace, partitions=4)
+    with broker_connection() as conn:
+        channel = conn.channel()
+        declare_events_exchange(channel, partitioned)
+        if own_user:
+            declare_consumer_queues(channel, partitioned, NOTIFICATIONS_CONSUMER)
+        else:
+            declare_topology(channel, partitioned)
+    plain = partitioned.queue_for(NOTIFICATIONS_CONSUMER).name
+    assert not _queue_exists(plain)
+    assert _queue_exists(partitioned.dead_letter_queue_for(NOTIFICATIONS_CONSUMER).name)
+    assert all(_queue_exists(f"{plain}.p{index}") for index in range(4))
+    # A dead letter still reaches the dead-letter queue, and events reach the partitions.
+    publish_confirmed(partitioned, b"x")
+    with broker_connection() as conn:
+        channel = conn.channel()
+        queues = partitioned.partitions_for(NOTIFICATIONS_CONSUMER).queues
+        wait_until(lambda: sum(queue_depth(channel, q) for q in queues) == 1, timeout=10, what="one event")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_consumer_command_refuses_to_start_against_other_partitions(topology, declared, spawn_worker):
+    declared(4)
+    process = spawn_worker("consume_notifications", env={"CONSUMER_PARTITIONS": "3"})
+
+    assert process.wait(timeout=60) != 0
+    log = process.log_path.read_text()
+    errors = [line for line in log.splitlines() if line.startswith("CommandError:")]
+    assert len(errors) == 1, log
+    assert "CONSUMER_PARTITIONS" in errors[0]
+    assert "Traceback" not in log

@@ -14,7 +14,8 @@ from kombu import Exchange, Queue
 
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
-from outbox.broker import Topology
+from outbox.broker import Topology, load_topology
+from outbox.envelope import AGGREGATE_ID_HEADER
 from outbox.models import InboxEntry, OutboxEvent
 from relay.amqp_publisher import ConfirmingPublisher
 from relay.replay import ReplaySelection, ReplayStopped, plan_replay, replay_events
@@ -276,3 +277,34 @@ def test_the_command_with_the_broker_down_fails_saying_nothing_was_replayed(alic
 
     assert str(failed.value).startswith("replay stopped after 0 of 2 events: cannot connect to amqp://guest:**@")
     assert "secret-pw" not in str(failed.value)
+
+
+@pytest.mark.django_db
+def test_a_replay_to_a_partitioned_consumer_lands_each_event_on_its_aggregates_partition(
+    alice, bob, topology, broker_channel, other_team_queue, capsys, settings
+):
+    settings.CONSUMER_PARTITIONS = 3
+    partitions = load_topology().partitions_for("notifications")
+    send(alice, bob, 8)
+    relay_pending_events()
+
+    def aggregates_per_partition() -> list[set[str]]:
+        found = []
+        for queue in partitions.queues:
+            depth = queue_depth(broker_channel, queue)
+            deliveries = take_and_ack(broker_channel, queue, depth) if depth else []
+            found.append({delivery.headers[AGGREGATE_ID_HEADER] for delivery in deliveries})
+        return found
+
+    wait_until(lambda: sum(queue_depth(broker_channel, q) for q in partitions.queues) == 8, what="8 in partitions")
+    first = aggregates_per_partition()
+    take_and_ack(broker_channel, other_team_queue, 8)
+    plain_depth = queue_depth(broker_channel, topology.queue_for("notifications"))
+
+    call_command("outbox_replay", "--consumer", "notifications")
+
+    assert f"through its hash exchange '{partitions.exchange.name}'" in capsys.readouterr().out
+    wait_until(lambda: sum(queue_depth(broker_channel, q) for q in partitions.queues) == 8, what="8 replayed")
+    assert aggregates_per_partition() == first
+    assert queue_depth(broker_channel, other_team_queue) == 0
+    assert queue_depth(broker_channel, topology.queue_for("notifications")) == plain_depth

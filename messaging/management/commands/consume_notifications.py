@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from messaging.consumers import NotificationsConsumer
 from outbox.metrics_server import serving_worker_metrics
+from outbox.partition_topology import TopologyMismatch
 from outbox.shutdown import stop_on_signals
 
 
@@ -27,6 +28,10 @@ class Command(BaseCommand):
         if prefetch is not None and prefetch < 1:
             raise CommandError("--prefetch must be at least 1")
         consumer = NotificationsConsumer(prefetch=prefetch)
+        try:
+            consumer.check_topology()
+        except TopologyMismatch as exc:
+            raise CommandError(str(exc)) from exc
         consumer.exit_when_idle = exit_when_idle
         stop_on_signals(consumer.stop, worker="consumer")
         with serving_worker_metrics(settings.CONSUMER_METRICS_PORT):

@@ -69,7 +69,9 @@ class Command(BaseCommand):
         if consumer is None:
             self.stdout.write("(the default; --consumer NAME sends to one consumer's queue only)")
         for event_type, count in plan.not_routed.items():
-            self.stdout.write(f"skipping {count} {event_type} events: queue {plan.queue!r} is not bound for that type")
+            self.stdout.write(
+                f"skipping {count} {event_type} events: consumer {plan.consumer!r} is not bound for that type"
+            )
         if forget_inbox:
             self.stdout.write(f"forgetting the inbox entries of consumer {consumer!r} for these events, page by page")
         if dry_run:
