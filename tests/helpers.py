@@ -127,7 +127,7 @@ def terminate_other_database_sessions() -> int:
         return cursor.fetchone()[0]
 
 
-def append_read_events(count: int, *, occurred_at=None) -> list:
+def append_read_events(count: int, *, occurred_at=None, headers=None) -> list:
     """Append `count` message.read events on fresh aggregates, in one transaction."""
     import uuid
 
@@ -144,6 +144,7 @@ def append_read_events(count: int, *, occurred_at=None) -> list:
                 event_type=MESSAGE_READ,
                 payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
                 occurred_at=occurred_at,
+                headers=headers,
             )
             for _ in range(count)
         ]

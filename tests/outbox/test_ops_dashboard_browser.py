@@ -8,20 +8,18 @@ button. The page refreshes itself, so every check waits on the page's text with 
 from __future__ import annotations
 
 import shutil
-import uuid
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connections, transaction
+from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
-import outbox
 from messaging.services import send_message
 from outbox.heartbeats import Heartbeat
 from outbox.models import OutboxEvent
 from tests.conftest import ROOT
-from tests.helpers import relay_pending_events
+from tests.helpers import append_read_events, relay_pending_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,14 +88,7 @@ def test_staff_watch_the_backlog_flow_and_send_a_dead_event_again(
     )
 
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    with transaction.atomic():
-        dead = outbox.emit(
-            aggregate_type="message",
-            aggregate_id=uuid.uuid4(),
-            event_type="message.read",
-            payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
-            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
-        )
+    [dead] = append_read_events(1, headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     OutboxEvent.objects.filter(pk=dead.pk).update(dead_at=timezone.now(), attempts=8, last_error="NOT_ROUTED")
     dead_row = page.locator(f'#dead-events tr[data-event-id="{dead.id}"]')
     expect(dead_row).to_contain_text("NOT_ROUTED", timeout=PAGE_TIMEOUT_MS)

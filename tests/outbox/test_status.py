@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from kombu import Producer
 
-import outbox
 from messaging.topology import build_topology
 from outbox.broker import broker_connection, declare_topology
 from outbox.models import InboxEntry, OutboxEvent, WorkerHeartbeat
@@ -122,14 +121,7 @@ def test_recent_errors_merge_worker_and_event_errors_newest_first():
 def test_dead_events_and_their_recent_errors_show_the_trace_id_of_the_append_when_there_is_one(capsys):
     [untraced] = append_read_events(1)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    with transaction.atomic():
-        traced = outbox.emit(
-            aggregate_type="message",
-            aggregate_id=uuid.uuid4(),
-            event_type="message.read",
-            payload={"message_id": str(uuid.uuid4()), "receiver_id": 1, "read_at": "2026-01-01T00:00:00Z"},
-            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
-        )
+    [traced] = append_read_events(1, headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     OutboxEvent.objects.filter(pk__in=[traced.pk, untraced.pk]).update(
         dead_at=timezone.now(), last_attempt_at=timezone.now(), attempts=8, last_error="NOT_ROUTED"
     )
