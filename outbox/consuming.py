@@ -460,7 +460,7 @@ class InboxConsumer(Worker):
         self._subscriptions = PartitionSubscriptions(
             self._connection,
             partitions,
-            consumer=self.name,
+            lease_group=self.queue.name,
             on_message=self._received.append,
             prefetch=self.prefetch,
             rebalance_seconds=settings.CONSUMER_REBALANCE_SECONDS,

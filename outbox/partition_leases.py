@@ -5,7 +5,9 @@ Every process holds a shared "member" advisory lock, so the live processes can b
 per partition, and consumes only the partitions whose lock it holds. A process that dies ends its
 database session, its locks vanish with it, and the others take its partitions at their next
 rebalance. The locks live on a dedicated autocommit connection, never the one that runs the
-consumer's transactions, so a rollback there cannot drop a lease.
+consumer's transactions, so a rollback there cannot drop a lease. The locks are keyed by a lease
+group, the consumer's queue name: consumers of another broker namespace on the same database (a
+chaos run or a benchmark beside a deployment) neither count as members nor hold these partitions.
 
 Releasing a partition calls `on_release` (the caller closes that partition's channel, so its
 unacknowledged deliveries go back to the queue) and only then unlocks: another process cannot start
@@ -36,9 +38,26 @@ ORDER BY pid
 """
 
 
-def lease_namespace(consumer: str) -> int:
-    """The first advisory key of `consumer`'s leases: a stable 31-bit number from its name."""
-    return zlib.crc32(consumer.encode()) & 0x7FFFFFFF
+def lease_namespace(group: str) -> int:
+    """The first advisory key of lease group `group`: a stable 31-bit number from its name."""
+    return zlib.crc32(group.encode()) & 0x7FFFFFFF
+
+
+_HOLDERS_SQL = """
+SELECT pid, objid::bigint FROM pg_locks
+WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND classid = %s::oid AND objid::bigint < %s AND objsubid = 2 AND granted
+"""
+
+
+def lease_holders(group: str, partitions: int, using: str = DEFAULT_DB_ALIAS) -> dict[int, set[int]]:
+    """Who holds lease group `group`'s partitions now: lease session pid -> its partitions."""
+    held: dict[int, set[int]] = {}
+    with connections[using].cursor() as cursor:
+        cursor.execute(_HOLDERS_SQL, [lease_namespace(group), partitions])
+        for pid, partition in cursor.fetchall():
+            held.setdefault(pid, set()).add(partition)
+    return held
 
 
 def fair_share(partitions: int, members: list[int], pid: int) -> int:
@@ -62,18 +81,18 @@ def lease_connection(using: str = DEFAULT_DB_ALIAS) -> psycopg.Connection:
 
 
 class PartitionLeases:
-    """This process's leases on partitions 0..`partitions`-1 of one consumer."""
+    """This process's leases on partitions 0..`partitions`-1 of lease group `group` (a consumer's queue)."""
 
     def __init__(
         self,
-        consumer: str,
+        group: str,
         partitions: int,
         *,
         on_acquire: Callable[[int], None],
         on_release: Callable[[int], None],
         connect: Callable[[], psycopg.Connection] = lease_connection,
     ) -> None:
-        self.namespace = lease_namespace(consumer)
+        self.namespace = lease_namespace(group)
         self.partitions = partitions
         self.held: set[int] = set()
         self._on_acquire = on_acquire

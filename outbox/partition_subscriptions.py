@@ -28,7 +28,7 @@ class PartitionSubscriptions:
         connection,
         partitions: Partitions,
         *,
-        consumer: str,
+        lease_group: str,
         on_message: Callable,
         prefetch: int,
         rebalance_seconds: float,
@@ -41,7 +41,7 @@ class PartitionSubscriptions:
         self.channels: dict[int, object] = {}
         self._next_rebalance = 0.0
         self.leases = PartitionLeases(
-            consumer, partitions.count, on_acquire=self._subscribe, on_release=self._unsubscribe
+            lease_group, partitions.count, on_acquire=self._subscribe, on_release=self._unsubscribe
         )
 
     def rebalance_if_due(self) -> set[int]:

@@ -1,7 +1,7 @@
 """Two real consumer processes share 4 partitions; one is killed -9 and the other takes its share.
 
 Who holds which partition is read from PostgreSQL's advisory locks (outbox.partition_leases): a
-partition's lease is the lock (lease namespace, partition) held by that process's lease session.
+partition's lease is the lock (lease group's key, partition) held by that process's lease session.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from django.db import connection
 
 from messaging import services
 from messaging.models import Message, Notification
+from messaging.topology import NOTIFICATIONS_CONSUMER
 from outbox.models import InboxEntry, OutboxEvent
-from outbox.partition_leases import lease_namespace
+from outbox.partition_leases import lease_holders
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -23,22 +23,9 @@ PARTITIONS = 4
 CONSUMER_ENV = {"CONSUMER_PARTITIONS": str(PARTITIONS), "CONSUMER_REBALANCE_SECONDS": "0.2"}
 
 
-def leases() -> dict[int, set[int]]:
+def leases(topology) -> dict[int, set[int]]:
     """Database backend pid -> the partitions whose lease it holds."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT pid, objid::bigint FROM pg_locks
-            WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::bigint = %s
-              AND objid::bigint < %s
-              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            """,
-            [lease_namespace("notifications"), PARTITIONS],
-        )
-        held: dict[int, set[int]] = defaultdict(set)
-        for pid, partition in cursor.fetchall():
-            held[pid].add(partition)
-    return dict(held)
+    return lease_holders(topology.queue_for(NOTIFICATIONS_CONSUMER).name, PARTITIONS)
 
 
 def send(alice, bob, count: int, start: int) -> list[Message]:
@@ -49,18 +36,24 @@ def send(alice, bob, count: int, start: int) -> list[Message]:
 
 
 def test_a_killed_consumers_partitions_move_to_the_other_and_nothing_is_lost_doubled_or_reordered(
-    alice, bob, spawn_worker, settings
+    alice, bob, spawn_worker, settings, topology
 ):
     settings.CONSUMER_PARTITIONS = PARTITIONS
     spawn_worker("relay", env=CONSUMER_ENV)
     first = spawn_worker("consume_notifications", env=CONSUMER_ENV)
-    first_pid = next(iter(wait_until(lambda: (h := leases()) and len(h) == 1 and h, what="the first takes all")))
-    assert leases() == {first_pid: set(range(PARTITIONS))}
+    # It takes the partitions one lock at a time: wait for the fourth.
+    holders = wait_until(
+        lambda: (h := leases(topology)) and list(h.values()) == [set(range(PARTITIONS))] and h,
+        what="the first takes all",
+    )
+    (first_pid,) = holders
     second = spawn_worker("consume_notifications", env=CONSUMER_ENV)
     wait_until(
-        lambda: sorted(len(p) for p in leases().values()) == [2, 2], timeout=30, what="the partitions spread 2 and 2"
+        lambda: sorted(len(p) for p in leases(topology).values()) == [2, 2],
+        timeout=30,
+        what="the partitions spread 2 and 2",
     )
-    (second_pid,) = set(leases()) - {first_pid}
+    (second_pid,) = set(leases(topology)) - {first_pid}
 
     messages = send(alice, bob, 30, 0)
     wait_until(lambda: InboxEntry.objects.count() >= 10, timeout=30, what="consumption under way")
@@ -69,7 +62,9 @@ def test_a_killed_consumers_partitions_move_to_the_other_and_nothing_is_lost_dou
     messages += send(alice, bob, 30, 30)
 
     wait_until(
-        lambda: leases() == {second_pid: set(range(PARTITIONS))}, timeout=15, what="the survivor takes every partition"
+        lambda: leases(topology) == {second_pid: set(range(PARTITIONS))},
+        timeout=15,
+        what="the survivor takes every partition",
     )
     # The consumer appends notification events of its own: only the message events reach it.
     events = OutboxEvent.objects.filter(event_type__startswith="message.").count()

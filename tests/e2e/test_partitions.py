@@ -118,7 +118,7 @@ class Process:
         self.subscriptions = PartitionSubscriptions(
             self.connection,
             partitions,
-            consumer=partitions.exchange.name,
+            lease_group=partitions.exchange.name,
             on_message=self.messages.append,
             prefetch=100,
             rebalance_seconds=0,

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from outbox.partition_leases import PartitionLeases, fair_share, lease_connection
+from outbox.partition_leases import PartitionLeases, fair_share, lease_connection, lease_holders
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,6 +71,18 @@ def test_partitions_spread_across_processes_without_overlap(consumer):
     finally:
         for m in members:
             m.leases.close()
+
+
+def test_processes_of_another_lease_group_neither_count_nor_take_this_groups_partitions(consumer):
+    # Another broker namespace's consumer on the same database (a chaos run beside a deployment).
+    ours, theirs = Member(consumer, 4), Member(f"{consumer}-other", 4)
+    try:
+        settle(ours, theirs)
+        assert ours.leases.held == theirs.leases.held == {0, 1, 2, 3}
+        assert lease_holders(consumer, 4) == {ours.leases._connection.info.backend_pid: {0, 1, 2, 3}}
+    finally:
+        ours.leases.close()
+        theirs.leases.close()
 
 
 def test_a_partition_is_released_channel_first_then_lock(consumer):
