@@ -341,7 +341,12 @@ class InboxConsumer(Worker):
                 # Stopping mid-outage: unacked deliveries go back to the broker with the channel.
                 raise exc
             if self._connection is not None:
-                serve_heartbeats(self._connection)
+                try:
+                    serve_heartbeats(self._connection)
+                except self._broker_errors as broker_exc:
+                    # The broker went too: the deliveries in hand are back in their queues, and
+                    # no fault of theirs, so not a handler failure that could dead-letter them.
+                    raise BrokerUnavailable(f"{type(broker_exc).__name__}: {broker_exc}".strip()) from broker_exc
 
     def _handler_failed(self, message, event: ReceivedEvent, exc: Exception) -> None:
         # Quorum queues count deliveries; a handler failing for a reason we did not foresee is

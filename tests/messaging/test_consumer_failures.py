@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from urllib.parse import urlsplit
+
 import pytest
+from django.conf import settings as django_settings
+from django.db import OperationalError
 from kombu import Producer
 
 from messaging.consumers import NotificationsConsumer
 from messaging.models import Message, Notification
 from outbox.dead_letters import CONSUMER_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER
+from outbox.worker import BrokerUnavailable
 from tests.helpers import get_messages, queue_depth, relay_pending_events, wait_until
+from tooling.faults.tcp_proxy import TcpProxy
 
 
 class FlakyConsumer(NotificationsConsumer):
@@ -85,4 +92,38 @@ def test_a_transient_handler_failure_is_retried_and_applied_once(alice, bob, top
         consumer.settle([delivery])
 
     assert Notification.objects.count() == 1
+    assert queue_depth(broker_channel, topology.dead_letter_queue_for("notifications")) == 0
+
+
+class DatabaseDownConsumer(NotificationsConsumer):
+    """The notifications consumer whose database refuses every batch, as one that is down does."""
+
+    def apply_batch(self, events) -> None:
+        raise OperationalError("the server closed the connection unexpectedly")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_lost_while_waiting_out_a_database_outage_is_a_broker_outage_not_the_events_fault(
+    alice, bob, topology, broker_channel, caplog
+):
+    broker = urlsplit(django_settings.BROKER_URL)
+    proxy = TcpProxy(broker.port or 5672, broker.hostname or "127.0.0.1").start()
+    url = broker._replace(netloc=f"{broker.username}:{broker.password}@127.0.0.1:{proxy.port}").geturl()
+    Message.objects.create(sender=alice, receiver=bob, content="hi")
+    relay_pending_events()
+    consumer = DatabaseDownConsumer(url=url, max_backoff=0.2)
+    try:
+        batch = wait_until(consumer.receive_batch, what="the delivery through the proxy")
+        proxy.cut()
+        caplog.set_level(logging.INFO, logger="outbox.consuming")
+
+        with pytest.raises(BrokerUnavailable):
+            consumer.settle(batch)
+    finally:
+        consumer.disconnect()
+        proxy.cut()
+
+    assert not [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    queue = topology.queue_for("notifications")
+    assert wait_until(lambda: queue_depth(broker_channel, queue) == 1, what="the delivery back in its queue")
     assert queue_depth(broker_channel, topology.dead_letter_queue_for("notifications")) == 0
