@@ -3,6 +3,8 @@ starved of their database, then check that every message has exactly one notific
 
 Used by the fault suite (small plans) and by `manage.py outbox_chaos` (20,000 messages). It runs
 on a private broker namespace, so it never touches the production queues, and deletes it after.
+With `partitions` above 1 the consumers share that many partition queues (CONSUMER_PARTITIONS),
+and the run watches their leases to show the partitions were spread and handed over.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from messaging.models import Message, Notification
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
 from outbox.broker import ROLE_URL_SETTINGS, broker_connection, declare_topology, delete_topology, require_amqp
 from outbox.models import InboxEntry, OutboxEvent
+from outbox.partition_leases import lease_holders
 from tooling.faults.supervisor import Supervisor, current_database_url
 from tooling.faults.tcp_proxy import TcpProxy
 
 Progress = Callable[[str, int, int], None]
 WORKER_APPLICATION_NAME = "outbox-chaos-worker"
+# How often the fault loop reads who holds which partition.
+LEASE_SAMPLE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class ChaosPlan:
     messages: int = 1000
     relays: int = 2
     consumers: int = 2
+    # The notifications consumer's partition queues (CONSUMER_PARTITIONS of every worker).
+    partitions: int = 1
     writers: int = 4
     users: int = 20
     # Share of messages their receiver reads right away (a message.read event each).
@@ -77,9 +84,15 @@ class ChaosReport:
     duplicates_absorbed: int = 0
     dead_lettered: int = 0
     kills: int = 0
+    consumer_kills: int = 0
     worker_deaths: int = 0
     broker_cuts: int = 0
     db_terminations: int = 0
+    partitions: int = 1
+    # The most consumer processes seen holding partition leases at one moment while faults ran.
+    partition_holders_max: int = 0
+    # `consumer.partition_taken` lines in the workers' logs: first takes and hand-overs.
+    partitions_taken: int = 0
     seconds: float = 0.0
     worker_logs: Path | None = None
     exit_codes: dict[str, int | None] = field(default_factory=dict)
@@ -93,6 +106,14 @@ class ChaosReport:
         return self.worker_deaths - self.kills
 
     def lines(self) -> list[str]:
+        partitions = (
+            [
+                f"partitions            {self.partitions}: at most {self.partition_holders_max} consumer processes "
+                f"held some at once, {self.partitions_taken} taken over the run"
+            ]
+            if self.partitions > 1
+            else []
+        )
         return [
             f"messages written      {self.messages_written}",
             f"  of which read       {self.read_marked}",
@@ -108,7 +129,9 @@ class ChaosReport:
             f"read not synced       {self.read_not_synced}",
             f"out of order          {self.out_of_order}",
             f"faults                {self.kills} kills, {self.failpoint_deaths} deaths at failpoints, "
-            f"{self.broker_cuts} broker cuts, {self.db_terminations} database terminations",
+            f"{self.broker_cuts} broker cuts, {self.db_terminations} database terminations "
+            f"({self.consumer_kills} of the kills were consumers)",
+            *partitions,
             f"time taken            {self.seconds:.1f}s",
             f"verdict               {'OK' if self.ok else 'FAILED'}",
         ]
@@ -130,8 +153,11 @@ class ChaosRun:
         self.progress = progress or (lambda phase, done, total: None)
         self.rng = random.Random(plan.seed)
         self.namespace = f"chaos-{uuid.uuid4().hex[:8]}."
+        self.topology = build_topology(self.namespace, partitions=plan.partitions)
+        # The consumers' partition leases are keyed by their queue's name (outbox.partition_leases).
+        self.lease_group = self.topology.queue_for(NOTIFICATIONS_CONSUMER).name
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="outbox-chaos-"))
-        self.report = ChaosReport(worker_logs=self.log_dir)
+        self.report = ChaosReport(worker_logs=self.log_dir, partitions=plan.partitions)
         self._faults_on = threading.Event()
         self._written: list[uuid.UUID] = []
         self._read: list[uuid.UUID] = []
@@ -141,7 +167,7 @@ class ChaosRun:
 
     def run(self) -> ChaosReport:
         started = time.monotonic()
-        topology = build_topology(self.namespace)
+        topology = self.topology
         with broker_connection() as conn:
             declare_topology(conn.channel(), topology)
         proxy = TcpProxy(urlsplit(settings.BROKER_URL).port or 5672).start() if self.plan.cut_broker_every else None
@@ -184,6 +210,10 @@ class ChaosRun:
             RELAY_POLL_INTERVAL_SECONDS="1",
             RELAY_MAX_BACKOFF_SECONDS="1",
             CONSUMER_MAX_BACKOFF_SECONDS="1",
+            # The relays declare the topology too: every worker gets the same count.
+            CONSUMER_PARTITIONS=str(self.plan.partitions),
+            # Partitions of a killed consumer move within half a second of its session's end.
+            CONSUMER_REBALANCE_SECONDS="0.5",
             PYTHONUNBUFFERED="1",
             LOG_LEVEL="INFO",
             # libpq names the workers' sessions, so that only theirs are terminated.
@@ -245,6 +275,8 @@ class ChaosRun:
             "cut": self.plan.cut_broker_every if proxy else None,
             "terminate": self.plan.terminate_db_every,
         }
+        if self.plan.partitions > 1:
+            schedule["leases"] = LEASE_SAMPLE_SECONDS
         due = {name: time.monotonic() + every for name, every in schedule.items() if every}
         try:
             while self._faults_on.is_set():
@@ -255,7 +287,11 @@ class ChaosRun:
                         continue
                     due[name] = now + schedule[name]
                     if name == "kill":
-                        supervisor.kill_one(self.rng, self.plan.kill_targets)
+                        victim = supervisor.kill_one(self.rng, self.plan.kill_targets)
+                        self.report.consumer_kills += bool(victim and victim.name.startswith("consumer"))
+                    elif name == "leases":
+                        holders = lease_holders(self.lease_group, self.plan.partitions)
+                        self.report.partition_holders_max = max(self.report.partition_holders_max, len(holders))
                     elif name == "cut":
                         proxy.cut()
                         proxy.restore()
@@ -314,9 +350,8 @@ class ChaosRun:
         report.doubled = sum(1 for n in per_message.values() if n > 1)
         report.read_not_synced = self._unsettled_reads()
         report.out_of_order = self._count_out_of_order(ids)
-        report.duplicates_absorbed = sum(
-            len(re.findall(r"consumer\.duplicate_absorbed", worker.log_text())) for worker in supervisor.workers
-        )
+        report.duplicates_absorbed = _log_lines(supervisor, r"consumer\.duplicate_absorbed")
+        report.partitions_taken = _log_lines(supervisor, r"consumer\.partition_taken")
         with broker_connection() as conn:
             dead_letter_queue = topology.dead_letter_queue_for(NOTIFICATIONS_CONSUMER)
             _, report.dead_lettered, _ = conn.channel().queue_declare(queue=dead_letter_queue.name, passive=True)
@@ -338,3 +373,8 @@ class ChaosRun:
                 broken.add(subject)
             last[subject] = sequence
         return len(broken)
+
+
+def _log_lines(supervisor: Supervisor, pattern: str) -> int:
+    """How many times `pattern` occurs in every worker's logs, every incarnation."""
+    return sum(len(re.findall(pattern, worker.log_text())) for worker in supervisor.workers)

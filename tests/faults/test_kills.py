@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from tooling.chaos import ChaosPlan, ChaosRun
 
@@ -87,24 +88,57 @@ def test_database_sessions_terminated_mid_batch_lose_and_double_nothing(tmp_path
     assert report.db_terminations >= 3, summary
 
 
+# Every fault at once, three consumer processes among the workers.
+MIXED = replace(
+    CALM,
+    messages=1000,
+    relays=3,
+    consumers=3,
+    writers=4,
+    read_share=0.5,
+    kill_every=1.0,
+    cut_broker_every=1.5,
+    terminate_db_every=2.0,
+    failpoints=ChaosPlan().failpoints,
+    settle_timeout=180,
+)
+
+
 def test_three_relays_three_consumers_and_writers_under_every_fault_keep_per_message_order(tmp_path):
+    report, summary = run(replace(MIXED, seed=15), tmp_path)
+
+    assert report.out_of_order == 0, summary
+    assert report.read_marked > 100, summary
+    assert report.kills >= 5, summary
+
+
+def test_three_consumers_on_four_partitions_under_every_fault_spread_hand_over_and_keep_per_message_order(tmp_path):
+    # Faults a little sparser than MIXED's: a consumer process needs a second or two to start, and
+    # the partitions can spread only between faults.
     plan = replace(
-        CALM,
-        messages=1000,
-        relays=3,
-        consumers=3,
-        writers=4,
-        read_share=0.5,
-        kill_every=1.0,
-        cut_broker_every=1.5,
-        terminate_db_every=2.0,
-        failpoints=ChaosPlan().failpoints,
-        settle_timeout=180,
-        seed=15,
+        MIXED,
+        messages=1500,
+        relays=2,
+        partitions=4,
+        kill_every=1.5,
+        cut_broker_every=2.0,
+        terminate_db_every=3.0,
+        settle_timeout=120,
+        seed=16,
     )
 
     report, summary = run(plan, tmp_path)
 
     assert report.out_of_order == 0, summary
-    assert report.read_marked > 100, summary
-    assert report.kills >= 5, summary
+    assert report.consumer_kills >= 3, summary
+    assert report.broker_cuts >= 3, summary
+    assert report.db_terminations >= 3, summary
+    # Spread: several processes held partitions at the same moment, not one after another.
+    assert report.partition_holders_max >= 2, summary
+    # Handed over: killed, cut off or terminated consumers' partitions were taken again, many times.
+    assert report.partitions_taken >= 3 * plan.partitions, summary
+
+
+def test_the_chaos_command_refuses_fewer_than_one_partition():
+    with pytest.raises(CommandError, match="--partitions must be at least 1"):
+        call_command("outbox_chaos", "--partitions", "0")

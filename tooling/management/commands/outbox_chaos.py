@@ -30,6 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--messages", type=int, default=20000)
         parser.add_argument("--relays", type=int, default=3)
         parser.add_argument("--consumers", type=int, default=2)
+        parser.add_argument(
+            "--partitions",
+            type=int,
+            default=1,
+            help="partition queues the consumers share (CONSUMER_PARTITIONS of every worker); 1: one queue",
+        )
         parser.add_argument("--writers", type=int, default=4, help="writer threads")
         parser.add_argument("--kill-every", default="2s", help="SIGKILL a random worker this often (or 'never')")
         parser.add_argument("--cut-broker-every", default="never", help="cut every broker connection this often")
@@ -43,13 +49,14 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
 
     def handle(self, *args, **options) -> None:
-        for name in ("messages", "relays", "consumers", "writers"):
+        for name in ("messages", "relays", "consumers", "partitions", "writers"):
             if options[name] < 1:
                 raise CommandError(f"--{name} must be at least 1")
         plan = ChaosPlan(
             messages=options["messages"],
             relays=options["relays"],
             consumers=options["consumers"],
+            partitions=options["partitions"],
             writers=options["writers"],
             kill_every=_seconds(options["kill_every"]),
             cut_broker_every=_seconds(options["cut_broker_every"]),
