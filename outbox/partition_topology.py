@@ -20,13 +20,18 @@ from amqp.exceptions import NotFound
 from kombu import Exchange, Queue
 
 from outbox.envelope import AGGREGATE_ID_HEADER
+from outbox.worker import WorkerRefused
 
 # Every partition queue binds with the same weight: the ring gives each an equal share.
 PARTITION_WEIGHT = "1"
 
 
-class TopologyMismatch(RuntimeError):
-    """The broker's partitions are not the ones this consumer is configured for."""
+class TopologyMismatch(WorkerRefused):
+    """The broker's partitions are not the ones this consumer is configured for.
+
+    Checked at every connect, so a consumer that reconnects to a broker set up for another count
+    since it started stops there too, before it consumes anything.
+    """
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ A `DependencyUnavailable` from the unit is an outage of the database or the brok
 waited out with a growing, jittered backoff (`outbox.outages`), logged again when it ends. Any
 other exception is a bug or something unforeseen: logged with its stack, treated as an outage
 too, so the loop stays alive. Each failure and the count of them in a row reach the worker's
-heartbeat, which the ops dashboard and readiness read.
+heartbeat, which the ops dashboard and readiness read. A `WorkerRefused` ends the loop instead:
+what the worker connected to contradicts its settings, and no retry can mend that.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class BrokerUnavailable(DependencyUnavailable):
     """The broker cannot be reached or dropped the connection; nothing in flight is safe."""
 
 
+class WorkerRefused(Exception):
+    """What the worker connected to contradicts its settings: it must stop, not retry, until an operator acts."""
+
+
 def database_unavailable(exc: Exception, *, using: str = DEFAULT_DB_ALIAS) -> DatabaseUnavailable:
     """Close Django's connection (the next query reconnects) and describe the lost one."""
     connections[using].close()
@@ -54,6 +59,8 @@ class Worker:
         self.using = using
         self.logger = logger
         self._stop = threading.Event()
+        #: Why `run()` returned on its own, if it did (a `WorkerRefused`); None after `stop()`.
+        self.refusal: WorkerRefused | None = None
         self.heartbeat = Heartbeat(kind)
         self._outages = OutageTracker(self.logger, kind, max_backoff=max_backoff, on_failure=self._failed)
 
@@ -87,6 +94,11 @@ class Worker:
             except DependencyUnavailable as exc:
                 self._back_off(exc)
                 continue
+            except WorkerRefused as exc:
+                # One line that says why, no stack: it is a setting to change, not a bug.
+                self.logger.error(self._line("refused", f"reason={str(exc)!r}"))
+                self.refusal = exc
+                break
             except Exception as exc:  # one bug must not end the worker: log it, go on
                 self.logger.exception(self._line("unexpected_error", "retrying_with_backoff=true"))
                 self._back_off(exc)

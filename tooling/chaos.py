@@ -137,12 +137,6 @@ class ChaosReport:
         ]
 
 
-def _proxied(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    credentials = f"{parts.username}:{parts.password}@" if parts.username else ""
-    return parts._replace(netloc=f"{credentials}127.0.0.1:{port}").geturl()
-
-
 class ChaosRun:
     """One run of the scenario; `run()` returns the report."""
 
@@ -220,11 +214,11 @@ class ChaosRun:
             PGAPPNAME=WORKER_APPLICATION_NAME,
         )
         if proxy is not None:
-            env["BROKER_URL"] = _proxied(settings.BROKER_URL, proxy.port)
+            env["BROKER_URL"] = proxy.url_for(settings.BROKER_URL)
             # Every role's own user goes through the proxy too, or a cut would miss it.
             for name in ROLE_URL_SETTINGS:
                 if env.get(name):
-                    env[name] = _proxied(env[name], proxy.port)
+                    env[name] = proxy.url_for(env[name])
         return env
 
     def _make_users(self) -> list:

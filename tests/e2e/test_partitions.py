@@ -2,9 +2,11 @@
 
 import contextlib
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from amqp.exceptions import NotFound
+from django.conf import settings
 from kombu import Producer
 
 from messaging.topology import NOTIFICATIONS_CONSUMER, build_topology
@@ -18,6 +20,7 @@ from outbox.partition_topology import (
     partitions_of,
 )
 from tests.helpers import get_messages, publish_confirmed, queue_depth, wait_until
+from tooling.faults.tcp_proxy import TcpProxy
 
 
 def partitions_for(topology, count):
@@ -261,3 +264,42 @@ def test_the_consumer_command_refuses_to_start_against_other_partitions(topology
     assert len(errors) == 1, log
     assert "CONSUMER_PARTITIONS" in errors[0]
     assert "Traceback" not in log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_consumer_refuses_other_partitions_found_at_a_reconnect_and_exits(topology, declared, spawn_worker):
+    partitions = declared(4)
+    broker = urlsplit(settings.BROKER_URL)
+    proxy = TcpProxy(broker.port or 5672, broker.hostname or "127.0.0.1").start()
+    try:
+        process = spawn_worker(
+            "consume_notifications",
+            env={
+                "BROKER_URL": proxy.url_for(settings.BROKER_URL),
+                "CONSUMER_PARTITIONS": "4",
+                "CONSUMER_MAX_BACKOFF_SECONDS": "0.5",
+            },
+        )
+        wait_until(
+            lambda: "consumer.partition_taken partition=3" in process.log_path.read_text(), timeout=30, what="all four"
+        )
+        # Someone sets the broker up for five partitions while the consumer is cut off from it.
+        proxy.cut()
+        fifth = declared(5).queues[4]
+        proxy.restore()
+        publish_for(topology, [str(uuid.uuid4()) for _ in range(8)])
+
+        assert process.wait(timeout=30) != 0
+    finally:
+        proxy.cut()
+    log = process.log_path.read_text()
+    refusals = [line for line in log.splitlines() if "consumer.refused" in line]
+    assert len(refusals) == 1, log
+    assert "CONSUMER_PARTITIONS" in refusals[0]
+    assert [line for line in log.splitlines() if line.startswith("CommandError:")], log
+    assert "Traceback" not in log
+    assert "unexpected_error" not in log
+    with broker_connection() as conn:
+        channel = conn.channel()
+        # Nothing consumed after the refusal: all 8 wait in the partitions.
+        assert sum(queue_depth(channel, q) for q in (*partitions.queues, fifth)) == 8

@@ -108,10 +108,9 @@ def test_a_broker_lost_while_waiting_out_a_database_outage_is_a_broker_outage_no
 ):
     broker = urlsplit(django_settings.BROKER_URL)
     proxy = TcpProxy(broker.port or 5672, broker.hostname or "127.0.0.1").start()
-    url = broker._replace(netloc=f"{broker.username}:{broker.password}@127.0.0.1:{proxy.port}").geturl()
     Message.objects.create(sender=alice, receiver=bob, content="hi")
     relay_pending_events()
-    consumer = DatabaseDownConsumer(url=url, max_backoff=0.2)
+    consumer = DatabaseDownConsumer(url=proxy.url_for(django_settings.BROKER_URL), max_backoff=0.2)
     try:
         batch = wait_until(consumer.receive_batch, what="the delivery through the proxy")
         proxy.cut()

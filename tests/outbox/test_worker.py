@@ -11,7 +11,7 @@ import pytest
 from outbox.health import readiness
 from outbox.models import WorkerHeartbeat
 from outbox.outages import INITIAL_BACKOFF_SECONDS, OutageTracker
-from outbox.worker import BrokerUnavailable, Worker
+from outbox.worker import BrokerUnavailable, Worker, WorkerRefused
 from tests.helpers import run_in_thread, wait_until
 
 logger = logging.getLogger(__name__)
@@ -99,3 +99,34 @@ def test_a_worker_failing_in_a_row_is_not_ready_and_says_why_then_recovers(setti
     assert sum(line.startswith("test.worker.outage ") for line in lines) == 1
     assert any(line.startswith("test.unexpected_error retrying_with_backoff=true") for line in lines)
     assert lines[-1] == "test.stopped"
+
+
+class RefusingWorker(Worker):
+    """A worker that finds, at its second unit of work, a dependency set up against its settings."""
+
+    log_prefix = "test"
+
+    def __init__(self) -> None:
+        super().__init__(kind="test.worker", logger=logger, max_backoff=0.01)
+        self.units = 0
+
+    def work_once(self) -> None:
+        self.units += 1
+        if self.units == 2:
+            raise WorkerRefused("the broker has 5 partitions, this worker is set for 4")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_ends_the_loop_with_one_line_and_no_retry(caplog):
+    worker = RefusingWorker()
+
+    worker.run()
+
+    assert worker.units == 2
+    assert str(worker.refusal) == "the broker has 5 partitions, this worker is set for 4"
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[-2:] == [
+        "test.refused reason='the broker has 5 partitions, this worker is set for 4'",
+        "test.stopped",
+    ]
+    assert not [record for record in caplog.records if record.exc_info]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -22,6 +23,12 @@ class TcpProxy:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
+
+    def url_for(self, url: str) -> str:
+        """`url` (e.g. an amqp:// URL of the target) with this proxy as its host and port."""
+        parts = urlsplit(url)
+        credentials = f"{parts.username}:{parts.password}@" if parts.username else ""
+        return parts._replace(netloc=f"{credentials}127.0.0.1:{self.port}").geturl()
 
     def start(self) -> TcpProxy:
         listener = socket.socket()

@@ -36,5 +36,8 @@ class Command(BaseCommand):
         stop_on_signals(consumer.stop, worker="consumer")
         with serving_worker_metrics(settings.CONSUMER_METRICS_PORT):
             consumer.run()
+        if consumer.refusal is not None:
+            # Refused at a reconnect, as at the start: the same line, exit status 1.
+            raise CommandError(str(consumer.refusal))
         if json:
             self.stdout.write(dumps(asdict(consumer.stats)))
