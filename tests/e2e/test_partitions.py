@@ -232,7 +232,9 @@ def _queue_exists(name: str) -> bool:
 
 
 @pytest.mark.parametrize("own_user", [False, True])
-def test_partitions_on_declare_the_partitions_instead_of_the_plain_queue(broker_namespace, own_user):
+def test_partitions_on_declare_the_partitions_instead_of_the_plain_queue(broker_namespace, own_user, settings):
+    # The namespace's clean-up deletes the topology of this count: the partitions too.
+    settings.CONSUMER_PARTITIONS = 4
     partitioned = build_topology(broker_namespace, partitions=4)
     with broker_connection() as conn:
         channel = conn.channel()
