@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from messaging.models import Message
 from outbox.models import OutboxEvent
@@ -113,3 +113,32 @@ def test_a_small_partitions_run_reports_relay_latency_and_retention_figures_and_
     assert figures["retention.drop_partition.seconds"] > 0
     assert not Message.objects.exists()
     assert not OutboxEvent.objects.exists()
+
+
+def test_a_small_partitioned_consumers_run_reports_both_rates_and_the_handover_and_cleans_up():
+    out = StringIO()
+
+    call_command(
+        "outbox_bench",
+        "--partitioned-consumers",
+        "--backlog=400",
+        "--consumer-partitions=2",
+        "--limit-rounds=1",
+        "--json",
+        stdout=out,
+    )
+
+    figures = json.loads(out.getvalue())
+    for count in (1, 2):
+        assert figures[f"partitioned.{count}_consumers.events_per_s"] > 0
+    assert figures["partitioned.2_vs_1_consumers"] > 0
+    # At the default CONSUMER_REBALANCE_SECONDS (1 s) the survivor takes over within a few seconds.
+    assert 0 < figures["partitioned.handover_seconds"] < 10
+    assert figures["partitioned.partitions"] == 2
+    assert not Message.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_partitioned_consumers_need_two_partitions_for_two_processes():
+    with pytest.raises(CommandError, match="--consumer-partitions must be at least 2"):
+        call_command("outbox_bench", "--partitioned-consumers", "--consumer-partitions=1")

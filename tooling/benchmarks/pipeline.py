@@ -65,6 +65,8 @@ class BenchConfig:
     old_days: int = 4
     batch_size: int = 500
     prefetch: int = 500
+    # --partitioned-consumers: the partition queues the consumer processes share.
+    consumer_partitions: int = 4
 
 
 @dataclass
@@ -81,6 +83,11 @@ def time_ordered_uuid_sql(moment_sql: str, noise_sql: str = "random()::text") ->
         f"(lpad(to_hex((extract(epoch FROM {moment_sql}) * 1000)::bigint), 12, '0') "
         f"|| '7' || substr(md5({noise_sql}), 1, 19))::uuid"
     )
+
+
+def manage_py(*arguments: str) -> list[str]:
+    """The command line of `manage.py <arguments>` run by this interpreter."""
+    return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *arguments]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -330,7 +337,7 @@ class PipelineBench:
     def _run_relays_once(self, relays: int) -> list[dict]:
         processes = [
             subprocess.Popen(  # noqa: S603 - our own manage.py
-                [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "relay", "--once", "--json"],
+                manage_py("relay", "--once", "--json"),
                 cwd=settings.BASE_DIR,
                 env=self.env,
                 stdout=subprocess.PIPE,
@@ -350,13 +357,7 @@ class PipelineBench:
 
     def _drain_with_consumer(self) -> dict:
         finished = subprocess.run(  # noqa: S603 - our own manage.py
-            [
-                sys.executable,
-                str(Path(settings.BASE_DIR) / "manage.py"),
-                "consume_notifications",
-                "--exit-when-idle",
-                "--json",
-            ],
+            manage_py("consume_notifications", "--exit-when-idle", "--json"),
             cwd=settings.BASE_DIR,
             env=self.env,
             capture_output=True,

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from tooling.benchmarks.partitioned_consumers import PartitionedConsumersBench
 from tooling.benchmarks.partitions import PartitionBench
 from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 from tooling.benchmarks.publish_paths import PublishPathBench
@@ -86,6 +87,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--old-days", type=int, default=BenchConfig.old_days, help="daily partitions of --old-rows (--partitions)"
         )
+        parser.add_argument(
+            "--partitioned-consumers",
+            action="store_true",
+            help="measure only partitioned consumption: one consumer process against two draining --backlog events "
+            "from --consumer-partitions partitions, --limit-rounds alternated rounds; then the seconds until a "
+            "killed process's partitions are consumed by the other",
+        )
+        parser.add_argument(
+            "--consumer-partitions",
+            type=int,
+            default=BenchConfig.consumer_partitions,
+            help="partition queues of the consumer (CONSUMER_PARTITIONS) for --partitioned-consumers; at least 2",
+        )
         parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
 
     def handle(self, *args, **options) -> None:
@@ -105,6 +119,8 @@ class Command(BaseCommand):
         for name in (*positive, "batch_size", "prefetch"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
+        if options["consumer_partitions"] < 2:
+            raise CommandError("--consumer-partitions must be at least 2: two processes share them")
         if options["old_rows"] < 0 or options["latency_seconds"] <= 0 or not rates or min(rates) < 1:
             raise CommandError("--old-rows must be >= 0, --latency-seconds and every rate > 0")
         config = BenchConfig(
@@ -120,6 +136,7 @@ class Command(BaseCommand):
             old_days=options["old_days"],
             batch_size=options["batch_size"],
             prefetch=options["prefetch"],
+            consumer_partitions=options["consumer_partitions"],
         )
         bars: dict[str, tqdm] = {}
 
@@ -137,6 +154,8 @@ class Command(BaseCommand):
                 bench = TracingBench
             elif options["partitions"]:
                 bench = PartitionBench
+            elif options["partitioned_consumers"]:
+                bench = PartitionedConsumersBench
             run = bench(config, progress=progress)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
