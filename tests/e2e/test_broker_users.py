@@ -226,8 +226,10 @@ def test_the_replay_users_replay_to_the_events_exchange_is_confirmed(role_urls, 
 
 
 def test_the_consumers_user_declares_and_reads_its_partitions_fed_by_the_relays_publishes(
-    role_urls, broker_namespace, broker_channel
+    role_urls, broker_namespace, broker_channel, settings
 ):
+    # The namespace's clean-up deletes the topology of this count: the partitions too.
+    settings.CONSUMER_PARTITIONS = 3
     partitioned = build_topology(broker_namespace, partitions=3)
     partitions = partitioned.partitions_for("notifications")
     with Connection(role_urls["relay"]) as connection:
