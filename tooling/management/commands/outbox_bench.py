@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from tooling.benchmarks.partitions import PartitionBench
-from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
+from tooling.benchmarks.pipeline import STAGES, BenchConfig, PipelineBench
 from tooling.benchmarks.publish_paths import PublishPathBench
 from tooling.benchmarks.tracing import TracingBench
 
@@ -86,6 +86,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--old-days", type=int, default=BenchConfig.old_days, help="daily partitions of --old-rows (--partitions)"
         )
+        parser.add_argument(
+            "--only",
+            default="",
+            help=f"measure only these stages of the main run, separated by commas: {', '.join(STAGES)}",
+        )
         parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
 
     def handle(self, *args, **options) -> None:
@@ -107,7 +112,11 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         if options["old_rows"] < 0 or options["latency_seconds"] <= 0 or not rates or min(rates) < 1:
             raise CommandError("--old-rows must be >= 0, --latency-seconds and every rate > 0")
+        only = tuple(stage.strip() for stage in options["only"].split(",") if stage.strip())
+        if unknown := sorted(set(only) - set(STAGES)):
+            raise CommandError(f"--only takes stages among {', '.join(STAGES)}; not {', '.join(unknown)}")
         config = BenchConfig(
+            only=only,
             backlog=options["backlog"],
             write_messages=options["write_messages"],
             write_rounds=options["write_rounds"],
