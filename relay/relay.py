@@ -30,6 +30,8 @@ __all__ = ["BatchResult", "DatabaseUnavailable", "Relay"]
 
 logger = logging.getLogger(__name__)
 
+# A batch this large means a backlog or commits faster than the relay's cycle (see work_once()).
+BUSY_BATCH = 8
 # How often the wait loop looks up from LISTEN to notice stop() and keep the broker alive.
 WAKE_CHECK_SECONDS = 0.5
 
@@ -143,11 +145,13 @@ class Relay(Worker):
         return BatchResult(claimed, published, failed)
 
     def work_once(self) -> None:
-        """Relay one batch; then claim again at once, or behind a closed wake gate, or sleep until a commit.
+        """Relay one batch; then claim again at once, or sleep until a commit notifies.
 
-        The gate stays closed while events trickle in, so a commit wakes the relay without a
-        round trip to reopen and close it; a full batch means a backlog, and the gate opens so
-        that writers stop notifying until it is drained (`outbox.wake_gate`).
+        While events trickle in, the wake gate stays closed: every commit notifies, and the relay
+        sleeps after each batch without an empty claim or a round trip to reopen and close the
+        gate. A batch of `BUSY_BATCH` events or more means commits come faster than the relay's
+        cycle: it opens the gate, so that writers stop notifying (a notifying commit cannot
+        share its flush with others: `outbox.wake_gate`), and claims until a claim finds nothing.
         """
         # LISTEN before claiming; a commit after the claim is caught by the wake gate.
         self.listener.connect()
@@ -155,20 +159,24 @@ class Relay(Worker):
         self._keep_partitions_ahead()
         gate_was_closed = self.listener.gate_closed
         result = self.relay_batch()
-        if result.claimed >= self.batch_size:
+        if result.claimed >= BUSY_BATCH:
             self.listener.open_gate()
             return
         if result.more_behind:
             return  # events of this batch's aggregates are claimable now (see drain())
-        if not gate_was_closed:
-            if not self.listener.close_gate():
-                # Writers held it past its wait (a long transaction): claim again, not sleep.
-                logger.debug("relay.wake_gate_busy claiming_instead=true")
-                return
-            if self.listener.gate_closed:
-                return  # events committed before it closed sent no notice: claim once more behind it
-            # No gate to own (every wake slot taken): woken alongside the relays that own one, or by the poll.
-        # Otherwise the gate was closed before this claim began: whatever it did not see sends a notice.
+        if gate_was_closed:
+            # Closed before this claim began: whatever it did not see sends a notice.
+            self._wait_for_events()
+            return
+        if result.claimed:
+            return  # the gate is open: claim until a claim finds nothing
+        if not self.listener.close_gate():
+            # Writers held it past its wait (a long transaction): claim again, not sleep.
+            logger.debug("relay.wake_gate_busy claiming_instead=true")
+            return
+        if self.listener.gate_closed:
+            return  # events committed before it closed sent no notice: claim once more behind it
+        # No gate to own (every wake slot taken): woken alongside the relays that own one, or by the poll.
         self._wait_for_events()
 
     def disconnect(self, cause: BaseException | None = None) -> None:

@@ -3,7 +3,8 @@
 PostgreSQL delivers a NOTIFY only when the inserting transaction commits, which is exactly when
 the events become claimable. Writers notify only while a relay has closed its gate
 (`outbox.wake_gate`): the relay closes it once it has caught up and keeps it closed while
-events trickle in, and opens it when a full batch shows a backlog (`relay.relay`). The
+events trickle in, and opens it when its batches show commits coming faster than its cycle
+(`relay.relay.Relay.work_once`). The
 listener uses its own psycopg connection in autocommit mode: Django's connection opens
 transactions, and notifications wait until a transaction ends. The gate's locks belong to that
 connection's session, so losing it opens the gate.
