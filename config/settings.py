@@ -225,7 +225,8 @@ DATABASES["default"]["ENGINE"] = "outbox.backends.postgresql"
 if DATABASE_EMBEDDED:
     # The same backend, starting the embedded server when a connection finds it down.
     DATABASES["default"]["ENGINE"] = "config.embedded.database"
-# pgtrigger.ignore() does not work with server-side binding: keep Django's client-side default.
+# pgtrigger.ignore() does not work with server-side binding, and the relay's claim sends two
+# statements as one query (outbox.services.claim_batch): keep Django's client-side default.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = False
 # May this connection keep prepared statements? Only the outbox's appends use them (Django's
 # client-side binding never prepares); false behind a pooler that does not carry them from one

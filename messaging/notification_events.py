@@ -17,34 +17,23 @@ from django.db import connection
 from django.utils import timezone
 
 from messaging import services
-from messaging.events import (
-    MESSAGE_CREATED,
-    MESSAGE_READ,
-    NOTIFICATION_CREATED_FIELDS,
-    notification_created_event,
-    notification_read_event,
-)
-from messaging.models import Notification
+from messaging.events import MESSAGE_READ, notification_created_event, notification_read_event
+from messaging.models import Message, Notification
 from outbox.services import emit_many
 
 _TABLE = Notification._meta.db_table
-_CREATED_COLUMNS = (*NOTIFICATION_CREATED_FIELDS, "source_event_id")
-# The notifications these events already built: a duplicate the inbox missed (pruned) finds its row.
-_EXISTING_SQL = f"SELECT source_event_id FROM {_TABLE} WHERE source_event_id = ANY(%s::uuid[])"
-_CREATED_SQL = f"""
-    SELECT {", ".join(_CREATED_COLUMNS)} FROM {_TABLE}
-    WHERE source_event_id = ANY(%s::uuid[]) AND NOT (source_event_id = ANY(%s::uuid[]))
-    ORDER BY created_at, notification_id
-"""
 # The lock the update takes anyway, taken first: while `rebuild_notifications` holds the table, the
 # consumer waits here, then reads the rebuilt rows, not the ones the rebuild replaced.
 _LOCK_SQL = f"LOCK TABLE {_TABLE} IN ROW EXCLUSIVE MODE"
-# Locked until the transaction ends: no one else may flip them between this read and the update.
+# The unread notifications the update will flip: those of messages read in our rows (a read event
+# for a message still unread here changes nothing). Locked until the transaction ends: no one
+# else may flip them between this read and the update.
 _UNREAD_SQL = f"""
-    SELECT notification_id, user_id FROM {_TABLE}
-    WHERE message_id = ANY(%s::uuid[]) AND NOT is_read
-    ORDER BY notification_id
-    FOR UPDATE
+    SELECT n.notification_id, n.user_id FROM {_TABLE} n
+    JOIN {Message._meta.db_table} m ON m.message_id = n.message_id AND m.is_read AND m.receiver_id = n.user_id
+    WHERE n.message_id = ANY(%s::uuid[]) AND NOT n.is_read
+    ORDER BY n.notification_id
+    FOR UPDATE OF n
 """
 
 
@@ -54,23 +43,14 @@ def apply_message_events_announcing_notifications(events: Sequence[tuple[str, uu
     Call inside the consumer's transaction, after its inbox records: the events commit with the
     notifications or not at all.
     """
-    created_ids = [str(event_id) for event_type, event_id, _ in events if event_type == MESSAGE_CREATED]
     read_message_ids = [data["message_id"] for event_type, _, data in events if event_type == MESSAGE_READ]
-    with connection.cursor() as cursor:
-        existing: list[str] = []
-        if created_ids:
-            cursor.execute(_EXISTING_SQL, [created_ids])
-            existing = [str(row[0]) for row in cursor.fetchall()]
-        unread: list[tuple] = []
-        if read_message_ids:
+    unread: list[tuple] = []
+    if read_message_ids:
+        with connection.cursor() as cursor:
             cursor.execute(_LOCK_SQL)
             cursor.execute(_UNREAD_SQL, [read_message_ids])
             unread = cursor.fetchall()
-        services.apply_message_events(events)
-        created: list[dict] = []
-        if len(existing) < len(created_ids):
-            cursor.execute(_CREATED_SQL, [created_ids, existing])
-            created = [dict(zip(_CREATED_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    created = services.apply_message_events(events)
     append_notification_events(created, unread)
 
 

@@ -22,7 +22,13 @@ from django.db.models import QuerySet
 from django.utils.text import Truncator
 from rest_framework.authtoken.models import Token
 
-from messaging.events import MESSAGE_CREATED, MESSAGE_READ, message_created_event, message_read_event
+from messaging.events import (
+    MESSAGE_CREATED,
+    MESSAGE_READ,
+    NOTIFICATION_CREATED_FIELDS,
+    message_created_event,
+    message_read_event,
+)
 from messaging.metrics import NOTIFICATIONS_CREATED, NOTIFICATIONS_READ
 from messaging.models import Message, Notification, SendLimitWindow
 from outbox import tracing
@@ -192,13 +198,17 @@ _CREATE_NOTIFICATIONS_SQL = """
         WHERE c.same_sender AND c.same_receiver AND char_length(c.content) <= %(limit)s
         ORDER BY c.position
         ON CONFLICT DO NOTHING
-        RETURNING source_event_id
+        RETURNING {created_columns}
     )
     SELECT c.event_id, c.message_id, c.found, c.same_sender, c.same_receiver, i.source_event_id IS NOT NULL,
-           CASE WHEN char_length(c.content) > %(limit)s THEN c.content END, c.sender_name
+           CASE WHEN char_length(c.content) > %(limit)s THEN c.content END, c.sender_name,
+           {created_of_i}
     FROM checked c LEFT JOIN inserted i ON i.source_event_id = c.event_id
     ORDER BY c.position
 """
+# What the inserts return of each notification they create: what its `notification.created`
+# event carries, and the event it was built from.
+_CREATED_COLUMNS = (*NOTIFICATION_CREATED_FIELDS, "source_event_id")
 _CREATE_LONG_NOTIFICATIONS_SQL = f"""
     INSERT INTO {Notification._meta.db_table}
         (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
@@ -209,7 +219,7 @@ _CREATE_LONG_NOTIFICATIONS_SQL = f"""
     JOIN {Message._meta.db_table} m ON m.message_id = d.message_id
     ORDER BY d.position
     ON CONFLICT DO NOTHING
-    RETURNING source_event_id
+    RETURNING {", ".join(_CREATED_COLUMNS)}
 """
 NEW_MESSAGE_TITLE = "New message from "
 
@@ -224,6 +234,8 @@ def _create_notifications_sql() -> str:
         users=users.db_table,
         user_pk=users.pk.column,
         username=users.get_field(users.model.USERNAME_FIELD).column,
+        created_columns=", ".join(_CREATED_COLUMNS),
+        created_of_i=", ".join(f"i.{column}" for column in _CREATED_COLUMNS),
     )
 
 
@@ -246,13 +258,14 @@ _MARK_READ_SQL = f"""
 """
 
 
-def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> int:
-    """Build the receivers' notifications for `message.created` events; how many were built.
+def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> list[dict]:
+    """Build the receivers' notifications for `message.created` events; the rows built, in event order.
 
     Call inside the consumer's transaction, after its inbox records. Everything shown comes from
     the Message row the event names; the event's sender and receiver must match that row, or
     `EventContradictsOurRows` is raised (and the transaction must roll back). A message deleted
     meanwhile, or one already announced, gets no (second) notification: logged, not raised.
+    Each row built is a dict of `NOTIFICATION_CREATED_FIELDS` and its `source_event_id`.
     """
     batch = [
         {
@@ -273,13 +286,14 @@ def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_create_notifications_sql(), parameters)
         outcomes = cursor.fetchall()
-    created, skipped, long = set(), [], []
+    created: dict[int, dict] = {}
+    skipped, long = [], []
     for position, outcome in enumerate(outcomes):
-        event_id, message_id, found, same_sender, same_receiver, inserted, long_content, sender_name = outcome
+        event_id, message_id, found, same_sender, same_receiver, inserted, long_content, sender_name = outcome[:8]
         if found and not (same_sender and same_receiver):
             raise _refused(MESSAGE_CREATED, event_id, message_id, "receiver_id" if same_sender else "sender_id")
         if inserted:
-            created.add(event_id)
+            created[position] = dict(zip(_CREATED_COLUMNS, outcome[8:], strict=True))
         elif found and long_content is not None:
             preview = notification_preview(long_content)
             long.append((position, event_id, message_id, NEW_MESSAGE_TITLE + sender_name, preview))
@@ -287,21 +301,20 @@ def create_message_notifications(events: list[tuple[uuid.UUID, dict]]) -> int:
             skipped.append((event_id, message_id, "notification_exists" if found else "message_missing"))
     if long:
         inserted_long = _create_long_notifications(long)
-        created |= inserted_long
-        skipped += [
-            (event_id, message_id, "notification_exists")
-            for _, event_id, message_id, *_ in long
-            if event_id not in inserted_long
-        ]
+        for position, event_id, message_id, *_ in long:
+            if event_id in inserted_long:
+                created[position] = inserted_long[event_id]
+            else:
+                skipped.append((event_id, message_id, "notification_exists"))
     for event_id, message_id, reason in skipped:
         logger.info("notification.skipped reason=%s event_id=%s message_id=%s", reason, event_id, message_id)
     if created:
         transaction.on_commit(lambda: NOTIFICATIONS_CREATED.inc(len(created)))
-    return len(created)
+    return [created[position] for position in sorted(created)]
 
 
-def _create_long_notifications(long: list[tuple]) -> set[uuid.UUID]:
-    """Insert the notifications whose preview Python cut; the event ids that built one."""
+def _create_long_notifications(long: list[tuple]) -> dict[uuid.UUID, dict]:
+    """Insert the notifications whose preview Python cut; the rows built, by the event they came from."""
     batch = [
         {
             "position": position,
@@ -314,7 +327,8 @@ def _create_long_notifications(long: list[tuple]) -> set[uuid.UUID]:
     ]
     with connection.cursor() as cursor:
         cursor.execute(_CREATE_LONG_NOTIFICATIONS_SQL, [Notification.NotificationType.MESSAGE.value, json.dumps(batch)])
-        return {row[0] for row in cursor.fetchall()}
+        rows = [dict(zip(_CREATED_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    return {row["source_event_id"]: row for row in rows}
 
 
 def _refused(event_type: str, event_id, message_id, field: str) -> EventContradictsOurRows:
@@ -329,8 +343,8 @@ def _refused(event_type: str, event_id, message_id, field: str) -> EventContradi
     return EventContradictsOurRows(f"{event_type} {event_id}: {field} differs from message {message_id}'s own")
 
 
-def apply_message_events(events: Sequence[tuple[str, uuid.UUID, dict]]) -> None:
-    """Apply `(event type, event id, data)` message events to the notifications, in log order.
+def apply_message_events(events: Sequence[tuple[str, uuid.UUID, dict]]) -> list[dict]:
+    """Apply `(event type, event id, data)` message events to the notifications, in log order; the rows built.
 
     The notifications consumer applies each delivery and each batch of deliveries with it, and
     `rebuild_notifications` each page of the event log. Creations first, then reads: a read that
@@ -340,10 +354,10 @@ def apply_message_events(events: Sequence[tuple[str, uuid.UUID, dict]]) -> None:
     """
     created = [(event_id, data) for event_type, event_id, data in events if event_type == MESSAGE_CREATED]
     read = [(event_id, data) for event_type, event_id, data in events if event_type == MESSAGE_READ]
-    if created:
-        create_message_notifications(created)
+    built = create_message_notifications(created) if created else []
     if read:
         apply_message_reads(read)
+    return built
 
 
 def apply_message_reads(events: list[tuple[uuid.UUID, dict]]) -> int:

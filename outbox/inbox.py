@@ -12,6 +12,7 @@ import uuid
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from outbox.models import InboxEntry
+from outbox.round_trips import one_round_trip
 from outbox.services import require_transaction
 
 _RECORD_SQL = f"""
@@ -49,7 +50,9 @@ def record_many_in_inbox(consumer: str, events, *, using: str = DEFAULT_DB_ALIAS
         for position, event in enumerate(events)
     ]
     with connections[using].cursor() as cursor:
-        cursor.execute(_RECORD_MANY_SQL, [consumer, json.dumps(batch)])
+        # With the transaction's BEGIN, when it is the first statement, as a consumer's is.
+        with one_round_trip(using):
+            cursor.execute(_RECORD_MANY_SQL, [consumer, json.dumps(batch)])
         return {row[0] for row in cursor.fetchall()}
 
 

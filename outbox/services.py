@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, overload
 
@@ -23,6 +24,7 @@ from outbox.errors import NotInTransaction
 from outbox.event_rows import EventDraft, EventRow, event_rows, insert_sql, parameters
 from outbox.metrics import count_appended
 from outbox.models import OutboxEvent
+from outbox.round_trips import one_round_trip
 
 __all__ = ["EventDraft", "emit", "emit_many"]
 
@@ -174,11 +176,14 @@ _LOCK_SQL = f"""
 # partition analyzed nearly empty (a new day's, the DEFAULT's) make a sort of a sequential scan
 # look cheaper there. Turned off for the claim's statements only, and put back after them: left
 # off, they make whatever else the transaction plans far slower (a consumer's work, in tests).
+# The same statement may limit how long the transaction may sit idle holding the batch.
 CLAIM_PLANNER_SETTINGS = (
     "SELECT current_setting('enable_seqscan'), current_setting('enable_sort'), "
     "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)"
 )
+_HOLD_LIMIT_SQL = ", set_config('idle_in_transaction_session_timeout', %s, true)"
 _RESTORE_PLANNER_SETTINGS = "SELECT set_config('enable_seqscan', %s, true), set_config('enable_sort', %s, true)"
+_LOCK_AND_RESTORE_SQL = f"{_LOCK_SQL}; {_RESTORE_PLANNER_SETTINGS}"
 # Candidates gathered per claim, as a multiple of the batch: room for the batches other relays
 # hold at the head of the queue, which step 2 skips.
 CANDIDATES_PER_BATCH = 4
@@ -194,56 +199,93 @@ def event_id_span(event_ids: Iterable[uuid.UUID]) -> EventIdSpan | None:
     return (min(ids), max(ids)) if ids else None
 
 
-def find_claim_candidates(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> list[tuple[int, uuid.UUID]]:
-    """(id, event_id) of pending events that may be published now without overtaking their aggregate."""
-    wanted = batch_size * CANDIDATES_PER_BATCH
-    candidates: list[tuple[int, uuid.UUID]] = []
-    seen_aggregates: set[tuple[str, str]] = set()
-    after = 0
-    with connections[using].cursor() as cursor:
-        while len(candidates) < wanted:
-            if after:
-                cursor.execute(_HEAD_SQL, [after, wanted])
-            else:
-                cursor.execute(_FIRST_HEAD_SQL, [wanted])
+@dataclass(frozen=True)
+class ClaimedBatch:
+    """The events a claim locked, and whether more may be claimable as soon as they are published."""
+
+    events: list[OutgoingEvent]
+    # The batch was full, or a younger event of one of its aggregates waits behind it in the
+    # queue: claim again at once rather than wait for a commit's notice.
+    more_behind: bool
+
+
+class _QueueHead:
+    """The claim's candidates, read page by page from the head of the pending queue (step 1)."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.candidates: list[tuple[int, uuid.UUID]] = []
+        self.after = 0
+        self.complete = False
+        self._first_of: dict[tuple[str, str], int | None] = {}
+        # Candidates (their ids) with a younger event of their aggregate waiting behind them.
+        self.held_behind: set[int] = set()
+
+    def read(self, rows: Sequence[tuple]) -> None:
+        for pk, event_id, aggregate_type, aggregate_id, due in rows:
+            aggregate = (aggregate_type, aggregate_id)
+            if aggregate not in self._first_of:
+                self._first_of[aggregate] = pk if due else None
+                if due:
+                    self.candidates.append((pk, event_id))
+            elif (first := self._first_of[aggregate]) is not None:
+                self.held_behind.add(first)
+        # A short page is the whole rest of the queue; a full one may hide more candidates behind
+        # events that wait for a retry, or behind them.
+        self.complete = len(rows) < self.wanted or len(self.candidates) >= self.wanted
+        if rows:
+            self.after = rows[-1][0]
+
+
+def claim_batch(batch_size: int, *, hold_limit: float | None = None, using: str = DEFAULT_DB_ALIAS) -> ClaimedBatch:
+    """Lock up to `batch_size` unpublished events in id order; other relays skip them.
+
+    The lock lasts as long as the caller's transaction: a relay that dies releases its batch at
+    once, and the events stay pending for the next claim. With `hold_limit` (seconds), PostgreSQL
+    ends the session if the transaction then sits idle that long, releasing the batch to others.
+    Two round trips in all, the transaction's BEGIN included: one for the head, one for the lock.
+    """
+    require_transaction(using)
+    db = connections[using]
+    head = _QueueHead(batch_size * CANDIDATES_PER_BATCH)
+    settings_sql, settings_params = CLAIM_PLANNER_SETTINGS, []
+    if hold_limit is not None:
+        settings_sql += _HOLD_LIMIT_SQL
+        settings_params.append(str(max(1, round(hold_limit * 1000))))
+    with db.cursor() as settings_cursor, db.cursor() as cursor:
+        with one_round_trip(using):
+            settings_cursor.execute(settings_sql, settings_params)
+            cursor.execute(_FIRST_HEAD_SQL, [head.wanted])
+        seqscan, sort = settings_cursor.fetchone()[:2]
+        head.read(cursor.fetchall())
+        while not head.complete:
+            cursor.execute(_HEAD_SQL, [head.after, head.wanted])
+            head.read(cursor.fetchall())
+        # The lock and the settings put back go as one query of two statements, which the client-side
+        # binding cursor (config.settings) sends by the simple protocol: not a pipeline, whose end
+        # would leave the idle timer of `hold_limit` unarmed while the batch is held.
+        rows = []
+        if head.candidates:
+            lowest, highest = event_id_span(event_id for _, event_id in head.candidates)
+            ids = _bigint_array(pk for pk, _ in head.candidates)
+            cursor.execute(_LOCK_AND_RESTORE_SQL, [ids, lowest, highest, batch_size, seqscan, sort])
             rows = cursor.fetchall()
-            for pk, event_id, aggregate_type, aggregate_id, due in rows:
-                aggregate = (aggregate_type, aggregate_id)
-                if aggregate not in seen_aggregates:
-                    seen_aggregates.add(aggregate)
-                    if due:
-                        candidates.append((pk, event_id))
-            if len(rows) < wanted:
-                break  # the whole pending queue has been read
-            # Events waiting for a retry, or behind one, filled this page: read on past them.
-            after = rows[-1][0]
-    return candidates
+        else:
+            cursor.execute(_RESTORE_PLANNER_SETTINGS, [seqscan, sort])
+    events = [outgoing_event(row) for row in rows]
+    more = len(events) >= batch_size or any(event.id in head.held_behind for event in events)
+    return ClaimedBatch(events, more_behind=more)
+
+
+def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> list[OutgoingEvent]:
+    """The events of `claim_batch`, for callers that claim until nothing is left."""
+    return claim_batch(batch_size, using=using).events
 
 
 def _bigint_array(ids: Iterable[int]) -> str:
     # One array literal, cast in the statement: psycopg adapts a Python list element by element,
     # which cost more than the statement for a batch of hundreds of ids.
     return "{" + ",".join(map(str, ids)) + "}"
-
-
-def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> list[OutgoingEvent]:
-    """Lock up to `batch_size` unpublished events in id order; other relays skip them.
-
-    The lock lasts as long as the caller's transaction: a relay that dies releases its batch at
-    once, and the events stay pending for the next claim.
-    """
-    require_transaction(using)
-    with connections[using].cursor() as cursor:
-        cursor.execute(CLAIM_PLANNER_SETTINGS)
-        seqscan, sort, _, _ = cursor.fetchone()
-        candidates = find_claim_candidates(batch_size, using=using)
-        rows = []
-        if candidates:
-            lowest, highest = event_id_span(event_id for _, event_id in candidates)
-            cursor.execute(_LOCK_SQL, [_bigint_array(pk for pk, _ in candidates), lowest, highest, batch_size])
-            rows = cursor.fetchall()
-        cursor.execute(_RESTORE_PLANNER_SETTINGS, [seqscan, sort])
-    return [outgoing_event(row) for row in rows]
 
 
 def outgoing_event(row: Sequence[Any]) -> OutgoingEvent:

@@ -10,7 +10,9 @@ notice only while it sleeps; while it is busy it claims again anyway. So each re
 - a relay about to sleep takes its gate exclusively. That waits for every writer that got it
   shared, so once the relay holds it those writers' events are committed and the relay's next
   claim sees them; every later writer notifies. The relay claims once more, then sleeps holding
-  the gate, and opens it when it wakes.
+  the gate, and keeps holding it while events trickle in (each commit wakes it for a claim); it
+  opens the gate when a batch shows commits coming faster than its cycle, and closes it again
+  once a claim finds nothing.
 
 A relay's gate and its slot are session locks of its LISTEN connection: a relay that dies or
 loses that connection opens its gate, and frees its slot for the next relay to start. A relay

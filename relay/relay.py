@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
 from outbox.failpoints import failpoint
-from outbox.services import claim_pending_events, event_id_span, mark_published, record_publish_failures
+from outbox.services import claim_batch, event_id_span, mark_published, record_publish_failures
 from outbox.worker import BrokerUnavailable, DatabaseUnavailable, Worker, database_unavailable
 from relay import metrics
 from relay import tracing as relay_tracing
@@ -30,6 +30,8 @@ __all__ = ["BatchResult", "DatabaseUnavailable", "Relay"]
 
 logger = logging.getLogger(__name__)
 
+# A batch this large means a backlog or commits faster than the relay's cycle (see work_once()).
+BUSY_BATCH = 8
 # How often the wait loop looks up from LISTEN to notice stop() and keep the broker alive.
 WAKE_CHECK_SECONDS = 0.5
 
@@ -39,6 +41,8 @@ class BatchResult:
     claimed: int
     published: int
     failed: int
+    # More may be claimable now: the batch was full, or events of its aggregates wait behind it.
+    more_behind: bool = False
 
 
 class Relay(Worker):
@@ -75,9 +79,12 @@ class Relay(Worker):
         """Claim, publish and settle one batch in one transaction."""
         try:
             with transaction.atomic(using=self.using):
-                self._limit_idle_in_transaction()
                 claim_started = relay_tracing.now_ns()
-                events = claim_pending_events(self.batch_size, using=self.using)
+                # A relay that hangs while holding a batch (waiting on the broker, stopped,
+                # swapped out) must not hold its locks for ever: PostgreSQL ends its session past
+                # this limit, which rolls the batch back for the other relays to claim.
+                claim = claim_batch(self.batch_size, hold_limit=self.lock_timeout, using=self.using)
+                events = claim.events
                 if not events:
                     return BatchResult(0, 0, 0)
                 failpoint("relay.after_claim")
@@ -111,21 +118,13 @@ class Relay(Worker):
         logger.debug(
             "relay.batch claimed=%d published=%d failed=%d", len(events), len(outcome.confirmed), len(outcome.failed)
         )
-        return BatchResult(len(events), len(outcome.confirmed), len(outcome.failed))
+        return BatchResult(len(events), len(outcome.confirmed), len(outcome.failed), more_behind=claim.more_behind)
 
     def _keep_partitions_ahead(self) -> None:
         try:
             self.partition_upkeep.tick()
         except (OperationalError, InterfaceError) as exc:
             raise self._database_unavailable(exc) from exc
-
-    def _limit_idle_in_transaction(self) -> None:
-        # A relay that hangs while holding a batch (waiting on the broker, stopped, swapped out)
-        # must not hold its locks for ever: PostgreSQL ends its session past this limit, which
-        # rolls the batch back for the other relays to claim.
-        limit_ms = int(self.lock_timeout * 1000)
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {limit_ms}")
 
     def _database_unavailable(self, exc: Exception) -> DatabaseUnavailable:
         return database_unavailable(exc, using=self.using)
@@ -146,14 +145,39 @@ class Relay(Worker):
         return BatchResult(claimed, published, failed)
 
     def work_once(self) -> None:
-        """Relay one batch; when it published nothing, sleep until a commit or the poll is due."""
+        """Relay one batch; then claim again at once, or sleep until a commit notifies.
+
+        While events trickle in, the wake gate stays closed: every commit notifies, and the relay
+        sleeps after each batch without an empty claim or a round trip to reopen and close the
+        gate. A batch of `BUSY_BATCH` events or more means commits come faster than the relay's
+        cycle: it opens the gate, so that writers stop notifying (a notifying commit cannot
+        share its flush with others: `outbox.wake_gate`), and claims until a claim finds nothing.
+        """
         # LISTEN before claiming; a commit after the claim is caught by the wake gate.
         self.listener.connect()
         self.publisher.connect()
         self._keep_partitions_ahead()
-        if self.relay_batch().published > 0:
-            return  # more may be claimable now (see drain())
-        self._sleep_until_events()
+        gate_was_closed = self.listener.gate_closed
+        result = self.relay_batch()
+        if result.claimed >= BUSY_BATCH:
+            self.listener.open_gate()
+            return
+        if result.more_behind:
+            return  # events of this batch's aggregates are claimable now (see drain())
+        if gate_was_closed:
+            # Closed before this claim began: whatever it did not see sends a notice.
+            self._wait_for_events()
+            return
+        if result.claimed:
+            return  # the gate is open: claim until a claim finds nothing
+        if not self.listener.close_gate():
+            # Writers held it past its wait (a long transaction): claim again, not sleep.
+            logger.debug("relay.wake_gate_busy claiming_instead=true")
+            return
+        if self.listener.gate_closed:
+            return  # events committed before it closed sent no notice: claim once more behind it
+        # No gate to own (every wake slot taken): woken alongside the relays that own one, or by the poll.
+        self._wait_for_events()
 
     def disconnect(self, cause: BaseException | None = None) -> None:
         """Close what `cause` broke (everything on stop or an unexpected error); the next batch reconnects it."""
@@ -167,19 +191,6 @@ class Relay(Worker):
         connections[self.using].close()
 
     # --- helpers ------------------------------------------------------------------------
-
-    def _sleep_until_events(self) -> None:
-        """Sleep behind a closed wake gate until a commit or the poll is due (`outbox.wake_gate`)."""
-        if not self.listener.close_gate():
-            # Writers held the gate past its wait (a long transaction): claim again, not sleep.
-            logger.debug("relay.wake_gate_busy claiming_instead=true")
-            return
-        try:
-            # Events committed before the gate closed sent no notice: claim once more behind it.
-            if self.relay_batch().published == 0:
-                self._wait_for_events()
-        finally:
-            self.listener.open_gate()
 
     def _wait_for_events(self) -> None:
         deadline = time.monotonic() + self.poll_interval

@@ -2,7 +2,9 @@
 
 PostgreSQL delivers a NOTIFY only when the inserting transaction commits, which is exactly when
 the events become claimable. Writers notify only while a relay has closed its gate
-(`outbox.wake_gate`): the relay closes it before it sleeps and opens it when it wakes. The
+(`outbox.wake_gate`): the relay closes it once it has caught up and keeps it closed while
+events trickle in, and opens it when its batches show commits coming faster than its cycle
+(`relay.relay.Relay.work_once`). The
 listener uses its own psycopg connection in autocommit mode: Django's connection opens
 transactions, and notifications wait until a transaction ends. The gate's locks belong to that
 connection's session, so losing it opens the gate.
@@ -40,6 +42,7 @@ class CommitListener:
         self._database = database
         self._connection: psycopg.Connection | None = None
         self._slot: int | None = None
+        self._gate_closed = False
 
     def connect(self) -> None:
         """Open the connection, LISTEN and take a wake slot; events committed before are found by a claim."""
@@ -72,11 +75,18 @@ class CommitListener:
                 wake_gate.WAKE_SLOTS,
             )
 
+    @property
+    def gate_closed(self) -> bool:
+        """This relay holds its gate closed: every commit notifies it."""
+        return self._gate_closed
+
     def close_gate(self) -> bool:
         """Ask writers to notify from now on; False when in-flight writers kept it open too long.
 
         Events committed before this returns may have sent no notice: claim once more after it.
         """
+        if self._gate_closed:
+            return True
         self.connect()
         try:
             if self._slot is None:
@@ -85,13 +95,17 @@ class CommitListener:
                 if self._slot is None:
                     return True  # no gate to close: the relays that own one are woken for every commit
                 logger.info("relay.wake_slot_taken slot=%d woken_on_commit=true", self._slot)
-            return wake_gate.close_gate(self._connection, self._slot)
+            self._gate_closed = wake_gate.close_gate(self._connection, self._slot)
+            return self._gate_closed
         except psycopg.Error as exc:
             self.close()
             raise ListenerUnavailable(f"cannot close the wake gate: {type(exc).__name__}: {exc}") from exc
 
     def open_gate(self) -> None:
-        """Let writers commit without notifying again: the relay is awake."""
+        """Let writers commit without notifying again: the relay is busy with a backlog."""
+        if not self._gate_closed:
+            return
+        self._gate_closed = False
         if self._connection is None or self._slot is None:
             return
         try:
@@ -102,12 +116,19 @@ class CommitListener:
             self.close()
 
     def wait(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds; True when events were committed meanwhile."""
+        """Block up to `timeout` seconds; True when events were committed meanwhile.
+
+        Every notice already received is consumed with the first: one claim finds all their
+        events, and a notice left behind would only wake the relay to an empty claim.
+        """
         self.connect()
         try:
             notified = False
             for _ in self._connection.notifies(timeout=timeout, stop_after=1):
                 notified = True
+            if notified:
+                for _ in self._connection.notifies(timeout=0):
+                    pass
             return notified
         except psycopg.Error as exc:
             self.close()
@@ -116,5 +137,6 @@ class CommitListener:
     def close(self) -> None:
         connection, self._connection = self._connection, None
         self._slot = None
+        self._gate_closed = False  # the gate's lock goes with the session
         if connection is not None and not connection.closed:
             connection.close()

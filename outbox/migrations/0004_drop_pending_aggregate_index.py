@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    # The claim no longer probes aggregates in SQL (see outbox.services.find_claim_candidates);
+    # The claim no longer probes aggregates in SQL (see outbox.services.claim_batch);
     # this index only cost every write and, with stale statistics, misled the planner.
     dependencies = [("outbox", "0003_drop_type_time_index")]
 

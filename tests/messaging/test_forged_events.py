@@ -169,7 +169,7 @@ def test_a_created_for_a_message_that_does_not_exist_builds_nothing_and_is_logge
     with caplog.at_level(logging.INFO, logger="messaging.services"), transaction.atomic():
         created = services.create_message_notifications([(event_id, data)])
 
-    assert created == 0
+    assert created == []
     assert not Notification.objects.exists()
     assert f"notification.skipped reason=message_missing event_id={event_id}" in caplog.text
 

@@ -78,6 +78,22 @@ def test_a_read_of_an_unread_notification_appends_notification_read(alice, bob, 
     assert read_event.payload["user_id"] == bob.pk
 
 
+def test_a_read_of_a_message_unread_in_our_rows_flips_and_announces_nothing(alice, bob, topology, broker_channel):
+    consumer = NotificationsConsumer()
+    message = Message.objects.create(sender=alice, receiver=bob, content="hi")
+    [created] = deliveries(broker_channel, topology, 1)
+    consumer.handle_delivery(created.body)
+    message.is_read = True
+    message.save()
+    [read] = deliveries(broker_channel, topology, 1)
+    Message.objects.filter(pk=message.pk).update(is_read=False)  # unread again before the event is applied
+
+    assert consumer.handle_delivery(read.body) is Outcome.APPLIED
+
+    assert Notification.objects.get().is_read is False
+    assert [event.event_type for event in notification_events()] == [NOTIFICATION_CREATED]
+
+
 def test_a_notification_created_already_read_is_announced_by_its_created_event_alone(
     alice, bob, topology, broker_channel
 ):

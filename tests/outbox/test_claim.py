@@ -16,6 +16,7 @@ from outbox.services import (
     _LOCK_SQL,
     CANDIDATES_PER_BATCH,
     CLAIM_PLANNER_SETTINGS,
+    claim_batch,
     claim_pending_events,
     emit,
 )
@@ -71,6 +72,31 @@ def test_an_event_waiting_for_its_retry_holds_back_the_younger_events_of_its_agg
     OutboxEvent.objects.filter(pk=older.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
 
     assert claimed_ids(10) == [other.id]
+
+
+def more_behind_claim(batch_size: int) -> bool:
+    with transaction.atomic():
+        return claim_batch(batch_size).more_behind
+
+
+@pytest.mark.django_db
+def test_a_claim_says_more_waits_behind_it_when_its_batch_is_full_or_holds_back_a_younger_event():
+    append_read_events(2)
+    assert more_behind_claim(3) is False  # the whole queue, nothing behind it
+    assert more_behind_claim(2) is True  # full: there may be more
+
+    OutboxEvent.objects.update(published_at=timezone.now())
+    same_aggregate_events(2)
+    assert more_behind_claim(10) is True  # the younger event is claimable once the older is published
+
+
+@pytest.mark.django_db
+def test_an_event_held_back_behind_one_waiting_for_its_retry_is_not_more_behind_the_claim():
+    older, _younger = same_aggregate_events(2)
+    append_read_events(1)
+    OutboxEvent.objects.filter(pk=older.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+
+    assert more_behind_claim(10) is False  # claiming again at once would find it held back still
 
 
 @pytest.mark.django_db

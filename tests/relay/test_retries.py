@@ -13,8 +13,7 @@ from django.utils import timezone
 
 from messaging.models import Message
 from outbox.models import OutboxEvent
-from outbox.services import claim_pending_events
-from relay.relay import Relay
+from outbox.services import claim_batch, claim_pending_events
 from tests.helpers import get_messages, register_schema_for_this_test, relay_pending_events, wait_until
 
 TOO_LONG = "x" * 5000
@@ -175,18 +174,15 @@ def test_outbox_retry_says_so_when_nothing_matches(capsys):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_hung_relay_loses_its_batch_to_the_others_after_the_lock_timeout(alice, bob, settings):
-    settings.RELAY_LOCK_TIMEOUT_SECONDS = 1
+def test_a_claim_left_idle_past_its_hold_limit_loses_its_batch_to_the_others(alice, bob):
     Message.objects.create(sender=alice, receiver=bob, content="held")
     claimed = threading.Event()
     release = threading.Event()
 
     def hang_holding_a_batch() -> None:
-        relay = Relay()
         try:
             with transaction.atomic():
-                relay._limit_idle_in_transaction()
-                assert claim_pending_events(10)
+                assert claim_batch(10, hold_limit=1).events
                 claimed.set()
                 release.wait(30)  # hung: no query, transaction open
         except Exception:  # noqa: BLE001, S110 - its session was ended under it, as intended

@@ -17,7 +17,7 @@ from django.db import connections, transaction
 from messaging.models import Message
 from outbox import wake_gate
 from outbox.models import OutboxEvent
-from relay.relay import Relay
+from relay.relay import BUSY_BATCH, Relay
 from relay.wakeup import CommitListener
 from tests.helpers import other_database_session, run_in_thread, wait_until
 
@@ -216,3 +216,28 @@ def test_an_idle_relay_serves_the_broker_heartbeats_and_logs_no_outage(topology,
 
     lines = [record.getMessage() for record in caplog.records]
     assert not [line for line in lines if "relay.outage" in line or "unexpected_error" in line]
+
+
+def test_the_gate_stays_closed_while_events_trickle_in_and_opens_for_a_busy_batch(alice, bob, topology):
+    relay = Relay(poll_interval=0.1)
+    try:
+        relay.work_once()  # nothing pending: the gate closes, for the claim behind it
+        assert relay.listener.gate_closed
+        assert sleeping_gate_holders()
+
+        trickle = Message.objects.create(sender=alice, receiver=bob, content="one at a time")
+        relay.work_once()
+        assert published(trickle)
+        assert relay.listener.gate_closed  # one event: still woken by each commit
+
+        with transaction.atomic():
+            burst = [Message.objects.create(sender=alice, receiver=bob, content="a burst") for _ in range(BUSY_BATCH)]
+        relay.work_once()
+        assert all(published(message) for message in burst)
+        assert not relay.listener.gate_closed  # commits come faster than the relay: writers stop notifying
+        assert sleeping_gate_holders() == []
+
+        relay.work_once()  # a claim finds nothing: the gate closes again
+        assert relay.listener.gate_closed
+    finally:
+        relay.disconnect()

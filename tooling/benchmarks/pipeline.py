@@ -67,6 +67,8 @@ class BenchConfig:
     prefetch: int = 500
     # --partitioned-consumers: the partition queues the consumer processes share.
     consumer_partitions: int = 4
+    # The stages of the main run to measure (STAGES); empty: all of them.
+    only: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,9 +92,22 @@ def manage_py(*arguments: str) -> list[str]:
     return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *arguments]
 
 
+# The main run's stages, in the order they run; `outbox_bench --only` picks some.
+STAGES = ("write", "limits", "relays", "sink", "latency", "old-rows")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass
+class LatencyWindow:
+    """One latency window's figures per message (ms): commit to notification, and its two legs."""
+
+    total: list[float] = field(default_factory=list)
+    relay: list[float] = field(default_factory=list)
+    consumer: list[float] = field(default_factory=list)
 
 
 class PipelineBench:
@@ -144,13 +159,19 @@ class PipelineBench:
         return self.result
 
     def measure(self) -> None:
-        """Every phase of the run, in order, filling `self.result`."""
-        self.measure_write_path()
-        self.measure_against_limits()
-        self.measure_relay_and_consumer(relays=2, prefix="")
-        self.measure_sink_consumer()
-        self.measure_latency(prefix="")
-        if self.config.old_rows:
+        """Every phase of the run (or those of `--only`), in order, filling `self.result`."""
+        wanted = set(self.config.only or STAGES)
+        if "write" in wanted:
+            self.measure_write_path()
+        if "limits" in wanted:
+            self.measure_against_limits()
+        if "relays" in wanted:
+            self.measure_relay_and_consumer(relays=2, prefix="")
+        if "sink" in wanted:
+            self.measure_sink_consumer()
+        if "latency" in wanted:
+            self.measure_latency(prefix="")
+        if self.config.old_rows and "old-rows" in wanted:
             self.add_old_rows()
             # As many drains as the empty table's figure has (measure_against_limits): with
             # one each way, one run read a change of -18% between runs of -4% and +7%.
@@ -397,12 +418,16 @@ class PipelineBench:
                     windows.append(self._send_and_wait(rate=rate, seconds=self.config.latency_seconds))
                     self.progress(f"latency at {rate}/s", done + 1, self.config.latency_windows)
                 for share, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
-                    value = statistics.median(percentile(latencies, share) for latencies in windows)
+                    value = statistics.median(percentile(window.total, share) for window in windows)
                     self.result.set(f"{prefix}latency.{rate}_per_s.{name}_ms", value)
+                # Where the median goes: commit to the relay's mark, and from there to the notification.
+                for part in ("relay", "consumer"):
+                    value = statistics.median(percentile(getattr(window, part), 0.5) for window in windows)
+                    self.result.set(f"{prefix}latency.{rate}_per_s.{part}_p50_ms", value)
         finally:
             supervisor.stop_all()
 
-    def _send_and_wait(self, *, rate: int, seconds: float) -> list[float]:
+    def _send_and_wait(self, *, rate: int, seconds: float) -> LatencyWindow:
         sender, receiver = self._users
         sent: dict[uuid.UUID, float] = {}
         count = int(rate * seconds)
@@ -418,8 +443,21 @@ class PipelineBench:
             if time.monotonic() > deadline:
                 raise RuntimeError("notifications did not arrive within 120 s")
             time.sleep(0.1)
-        created = Notification.objects.filter(message_id__in=sent).values_list("message_id", "created_at")
-        return [(created_at.timestamp() - sent[message_id]) * 1000 for message_id, created_at in created]
+        created = dict(Notification.objects.filter(message_id__in=sent).values_list("message_id", "created_at"))
+        # The relay's mark is the statement after the broker's confirm: its time splits the path.
+        published = dict(
+            OutboxEvent.objects.filter(
+                aggregate_type="message", aggregate_id__in=[str(pk) for pk in sent], event_type="message.created"
+            ).values_list("aggregate_id", "published_at")
+        )
+        window = LatencyWindow()
+        for message_id, sent_at in sent.items():
+            notified_at = created[message_id].timestamp()
+            published_at = published[str(message_id)].timestamp()
+            window.total.append((notified_at - sent_at) * 1000)
+            window.relay.append((published_at - sent_at) * 1000)
+            window.consumer.append((notified_at - published_at) * 1000)
+        return window
 
     # --- 6. flatness ----------------------------------------------------------------------
 
@@ -445,14 +483,16 @@ class PipelineBench:
 
     def compute_ratios(self) -> None:
         f = self.result.figures
-        if "old_rows.relay.1_relays.events_per_s" in f:
-            f["old_rows.relay_change"] = round(
-                f["old_rows.relay.1_relays.events_per_s"] / f["relay.1_relays.events_per_s"] - 1, 3
-            )
-            rate = self.config.rates[0]
-            f["old_rows.p99_change"] = round(
-                f[f"old_rows.latency.{rate}_per_s.p99_ms"] / f[f"latency.{rate}_per_s.p99_ms"] - 1, 3
-            )
+        if "consumer.events_per_s" in f and "raw.sink_consumer.events_per_s" in f:
+            f["consumer_vs_sink"] = round(f["consumer.events_per_s"] / f["raw.sink_consumer.events_per_s"], 3)
+        rate = self.config.rates[0]
+        changes = {
+            "old_rows.relay_change": "relay.1_relays.events_per_s",
+            "old_rows.p99_change": f"latency.{rate}_per_s.p99_ms",
+        }
+        for name, figure in changes.items():
+            if figure in f and f"old_rows.{figure}" in f:
+                f[name] = round(f[f"old_rows.{figure}"] / f[figure] - 1, 3)
 
     def _discard_pending_bench_events(self) -> None:
         # The write-path events are not part of any later measurement: publish them away.

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from tooling.benchmarks.partitioned_consumers import PartitionedConsumersBench
 from tooling.benchmarks.partitions import PartitionBench
-from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
+from tooling.benchmarks.pipeline import STAGES, BenchConfig, PipelineBench
 from tooling.benchmarks.publish_paths import PublishPathBench
 from tooling.benchmarks.tracing import TracingBench
 
@@ -100,6 +100,11 @@ class Command(BaseCommand):
             default=BenchConfig.consumer_partitions,
             help="partition queues of the consumer (CONSUMER_PARTITIONS) for --partitioned-consumers; at least 2",
         )
+        parser.add_argument(
+            "--only",
+            default="",
+            help=f"measure only these stages of the main run, separated by commas: {', '.join(STAGES)}",
+        )
         parser.add_argument("--json", action="store_true", help="print the figures as JSON for scripts")
 
     def handle(self, *args, **options) -> None:
@@ -123,7 +128,11 @@ class Command(BaseCommand):
             raise CommandError("--consumer-partitions must be at least 2: two processes share them")
         if options["old_rows"] < 0 or options["latency_seconds"] <= 0 or not rates or min(rates) < 1:
             raise CommandError("--old-rows must be >= 0, --latency-seconds and every rate > 0")
+        only = tuple(stage.strip() for stage in options["only"].split(",") if stage.strip())
+        if unknown := sorted(set(only) - set(STAGES)):
+            raise CommandError(f"--only takes stages among {', '.join(STAGES)}; not {', '.join(unknown)}")
         config = BenchConfig(
+            only=only,
             backlog=options["backlog"],
             write_messages=options["write_messages"],
             write_rounds=options["write_rounds"],
