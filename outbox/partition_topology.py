@@ -76,15 +76,20 @@ def partitions_of(queue: Queue, events: Exchange, binding_keys: list[str], count
 
 
 def declare_partitions(channel, partitions: Partitions, events: Exchange) -> None:
-    """Declare the hash exchange, bind it from `events`, declare and bind every partition queue."""
+    """Declare the hash exchange, declare and bind every partition queue, then bind it from `events`.
+
+    The last partition first and `events` last: a consumer checking the count meanwhile
+    (`check_partitions`) never finds `p0` without the last one, and no event is hashed over a
+    ring that still lacks some partitions, which would place one aggregate's events on two.
+    """
     exchange = partitions.exchange(channel)
     exchange.declare()
-    for key in partitions.binding_keys:
-        exchange.bind_to(events.name, routing_key=key)
-    for queue in partitions.queues:
+    for queue in reversed(partitions.queues):
         bound = queue(channel)
         bound.queue_declare()
         bound.queue_bind()
+    for key in partitions.binding_keys:
+        exchange.bind_to(events.name, routing_key=key)
 
 
 def check_partitions(connection, partitions: Partitions) -> None:
