@@ -184,9 +184,12 @@ CLAIM_PLANNER_SETTINGS = (
 _HOLD_LIMIT_SQL = ", set_config('idle_in_transaction_session_timeout', %s, true)"
 _RESTORE_PLANNER_SETTINGS = "SELECT set_config('enable_seqscan', %s, true), set_config('enable_sort', %s, true)"
 _LOCK_AND_RESTORE_SQL = f"{_LOCK_SQL}; {_RESTORE_PLANNER_SETTINGS}"
-# Candidates gathered per claim, as a multiple of the batch: room for the batches other relays
-# hold at the head of the queue, which step 2 skips.
-CANDIDATES_PER_BATCH = 4
+
+
+def head_page_size(batch_size: int) -> int:
+    """Rows of the queue's head read per page: the batch and a quarter more, so that the younger
+    events of aggregates in it (held back behind their first) rarely cost a second page."""
+    return batch_size + batch_size // 4 + 1
 
 
 # The span of event ids of a batch: (lowest, highest).
@@ -212,14 +215,20 @@ class ClaimedBatch:
 class _QueueHead:
     """The claim's candidates, read page by page from the head of the pending queue (step 1)."""
 
-    def __init__(self, wanted: int) -> None:
+    def __init__(self, page_size: int, wanted: int) -> None:
+        self.page_size = page_size
         self.wanted = wanted
         self.candidates: list[tuple[int, uuid.UUID]] = []
         self.after = 0
-        self.complete = False
+        # The whole pending queue has been read.
+        self.exhausted = False
         self._first_of: dict[tuple[str, str], int | None] = {}
         # Candidates (their ids) with a younger event of their aggregate waiting behind them.
         self.held_behind: set[int] = set()
+
+    @property
+    def complete(self) -> bool:
+        return self.exhausted or len(self.candidates) >= self.wanted
 
     def read(self, rows: Sequence[tuple]) -> None:
         for pk, event_id, aggregate_type, aggregate_id, due in rows:
@@ -232,9 +241,15 @@ class _QueueHead:
                 self.held_behind.add(first)
         # A short page is the whole rest of the queue; a full one may hide more candidates behind
         # events that wait for a retry, or behind them.
-        self.complete = len(rows) < self.wanted or len(self.candidates) >= self.wanted
+        self.exhausted = len(rows) < self.page_size
         if rows:
             self.after = rows[-1][0]
+
+    def read_on(self, wanted: int) -> None:
+        """Look for `wanted` more candidates past what was read. The aggregates already seen stay
+        held back: their first event is locked by another relay, or by this claim."""
+        self.wanted = wanted
+        self.candidates = []
 
 
 def claim_batch(batch_size: int, *, hold_limit: float | None = None, using: str = DEFAULT_DB_ALIAS) -> ClaimedBatch:
@@ -244,37 +259,54 @@ def claim_batch(batch_size: int, *, hold_limit: float | None = None, using: str 
     once, and the events stay pending for the next claim. With `hold_limit` (seconds), PostgreSQL
     ends the session if the transaction then sits idle that long, releasing the batch to others.
     Two round trips in all, the transaction's BEGIN included: one for the head, one for the lock.
+    The head read is about one batch long; when another relay holds part of it, the claim reads
+    on past it and locks again (two more round trips), rather than read every claim's head
+    several batches long for the case of several relays.
     """
     require_transaction(using)
-    db = connections[using]
-    head = _QueueHead(batch_size * CANDIDATES_PER_BATCH)
+    head = _QueueHead(head_page_size(batch_size), wanted=batch_size)
     settings_sql, settings_params = CLAIM_PLANNER_SETTINGS, []
     if hold_limit is not None:
         settings_sql += _HOLD_LIMIT_SQL
         settings_params.append(str(max(1, round(hold_limit * 1000))))
+    rows: list[tuple] = []
+    while True:
+        locked = _lock_head(head, batch_size - len(rows), settings_sql, settings_params, using)
+        rows += locked
+        others_hold_some = len(locked) < min(head.wanted, len(head.candidates))
+        if len(rows) >= batch_size or not others_hold_some or head.exhausted:
+            break
+        head.read_on(batch_size - len(rows))
+    events = [outgoing_event(row) for row in rows]
+    more = len(events) >= batch_size or any(event.id in head.held_behind for event in events)
+    return ClaimedBatch(events, more_behind=more)
+
+
+def _lock_head(head: _QueueHead, limit: int, settings_sql: str, settings_params: list, using: str) -> list[tuple]:
+    """Read `head` on until it has its candidates, and lock up to `limit` of them: two round trips."""
+    db = connections[using]
     with db.cursor() as settings_cursor, db.cursor() as cursor:
         with one_round_trip(using):
             settings_cursor.execute(settings_sql, settings_params)
-            cursor.execute(_FIRST_HEAD_SQL, [head.wanted])
+            if head.after:
+                cursor.execute(_HEAD_SQL, [head.after, head.page_size])
+            else:
+                cursor.execute(_FIRST_HEAD_SQL, [head.page_size])
         seqscan, sort = settings_cursor.fetchone()[:2]
         head.read(cursor.fetchall())
         while not head.complete:
-            cursor.execute(_HEAD_SQL, [head.after, head.wanted])
+            cursor.execute(_HEAD_SQL, [head.after, head.page_size])
             head.read(cursor.fetchall())
         # The lock and the settings put back go as one query of two statements, which the client-side
         # binding cursor (config.settings) sends by the simple protocol: not a pipeline, whose end
         # would leave the idle timer of `hold_limit` unarmed while the batch is held.
-        rows = []
-        if head.candidates:
-            lowest, highest = event_id_span(event_id for _, event_id in head.candidates)
-            ids = _bigint_array(pk for pk, _ in head.candidates)
-            cursor.execute(_LOCK_AND_RESTORE_SQL, [ids, lowest, highest, batch_size, seqscan, sort])
-            rows = cursor.fetchall()
-        else:
+        if not head.candidates:
             cursor.execute(_RESTORE_PLANNER_SETTINGS, [seqscan, sort])
-    events = [outgoing_event(row) for row in rows]
-    more = len(events) >= batch_size or any(event.id in head.held_behind for event in events)
-    return ClaimedBatch(events, more_behind=more)
+            return []
+        lowest, highest = event_id_span(event_id for _, event_id in head.candidates)
+        ids = _bigint_array(pk for pk, _ in head.candidates)
+        cursor.execute(_LOCK_AND_RESTORE_SQL, [ids, lowest, highest, limit, seqscan, sort])
+        return cursor.fetchall()
 
 
 def claim_pending_events(batch_size: int, *, using: str = DEFAULT_DB_ALIAS) -> list[OutgoingEvent]:

@@ -14,11 +14,11 @@ from outbox.services import (
     _FIRST_HEAD_SQL,
     _HEAD_SQL,
     _LOCK_SQL,
-    CANDIDATES_PER_BATCH,
     CLAIM_PLANNER_SETTINGS,
     claim_batch,
     claim_pending_events,
     emit,
+    head_page_size,
 )
 from tests.helpers import TIME_ORDERED_UUID_SQL, append_read_events, claim_held_by_another_relay, partitions_of
 
@@ -102,7 +102,7 @@ def test_an_event_held_back_behind_one_waiting_for_its_retry_is_not_more_behind_
 @pytest.mark.django_db
 def test_the_claim_reads_past_a_head_of_events_all_waiting_for_their_retry():
     batch_size = 2
-    waiting = batch_size * CANDIDATES_PER_BATCH * 3
+    waiting = head_page_size(batch_size) * 3
     add_pending_events(waiting)
     OutboxEvent.objects.filter(published_at__isnull=True).update(next_attempt_at=timezone.now() + timedelta(hours=1))
     due = append_read_events(3)
@@ -119,6 +119,19 @@ def test_an_event_another_relay_holds_still_holds_back_the_younger_events_of_its
 
     assert first_claim == [older.id]
     assert second_claim == [other.id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_reads_on_past_a_head_another_relay_holds():
+    batch_size = 5
+    # Another relay holds several pages of the head: the claim reads on until it finds a batch.
+    held_count = head_page_size(batch_size) * 3 + 2
+    events = append_read_events(held_count + batch_size + 1)
+    with claim_held_by_another_relay(held_count) as first_claim:
+        second_claim = claimed_ids(batch_size)
+
+    assert first_claim == [event.id for event in events[:held_count]]
+    assert second_claim == [event.id for event in events[held_count : held_count + batch_size]]
 
 
 # --- the plans ------------------------------------------------------------------------------
