@@ -45,14 +45,21 @@ def test_a_created_notification_appends_notification_created_with_its_fields(ali
     assert event.payload["is_read"] is False
 
 
-def created_then_read(consumer, alice, bob, topology, channel) -> tuple:
-    """A message whose notification the consumer built, then its read: both deliveries, applied."""
+def created_and_read(consumer, alice, bob, topology, channel) -> tuple:
+    """A message whose notification the consumer built, then read: the message and both deliveries,
+    the read's not yet applied."""
     message = Message.objects.create(sender=alice, receiver=bob, content="hi")
     [created] = deliveries(channel, topology, 1)
     consumer.handle_delivery(created.body)
     message.is_read = True
     message.save()
     [read] = deliveries(channel, topology, 1)
+    return message, created, read
+
+
+def created_then_read(consumer, alice, bob, topology, channel) -> tuple:
+    """`created_and_read`, the read applied too: both deliveries."""
+    _, created, read = created_and_read(consumer, alice, bob, topology, channel)
     consumer.handle_delivery(read.body)
     return created, read
 
@@ -80,12 +87,7 @@ def test_a_read_of_an_unread_notification_appends_notification_read(alice, bob, 
 
 def test_a_read_of_a_message_unread_in_our_rows_flips_and_announces_nothing(alice, bob, topology, broker_channel):
     consumer = NotificationsConsumer()
-    message = Message.objects.create(sender=alice, receiver=bob, content="hi")
-    [created] = deliveries(broker_channel, topology, 1)
-    consumer.handle_delivery(created.body)
-    message.is_read = True
-    message.save()
-    [read] = deliveries(broker_channel, topology, 1)
+    message, _, read = created_and_read(consumer, alice, bob, topology, broker_channel)
     Message.objects.filter(pk=message.pk).update(is_read=False)  # unread again before the event is applied
 
     assert consumer.handle_delivery(read.body) is Outcome.APPLIED
