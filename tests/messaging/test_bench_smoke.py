@@ -8,10 +8,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from messaging.models import Message
 from outbox.models import OutboxEvent
-from outbox.partitions import PARTITIONED_TABLES, create_partition, day_start
+from outbox.partitions import PARTITIONED_TABLES, create_partition, day_start, list_partitions, uuid_floor
 from tooling.benchmarks.pipeline import BenchConfig, PipelineBench
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,6 +114,25 @@ def test_a_small_partitions_run_reports_relay_latency_and_retention_figures_and_
     assert figures["retention.drop_partition.seconds"] > 0
     assert not Message.objects.exists()
     assert not OutboxEvent.objects.exists()
+
+
+def test_a_partitions_run_on_a_database_with_events_in_its_days_is_refused_and_changes_nothing():
+    # An event five days old in the first ("legacy") partition, which the run would cut short before it.
+    old_event_id = uuid_floor(day_start(datetime.now(UTC).date() - timedelta(days=5)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id, event_type, "
+            "schema_version, payload, headers, occurred_at, attempts, last_error) "
+            "VALUES (%s, 'message', 'old', 'message.read', 1, '{}', '{}', now(), 0, '')",
+            [old_event_id],
+        )
+    before = {table: list_partitions(table) for table in PARTITIONED_TABLES}
+
+    with pytest.raises(CommandError, match="freshly migrated database"):
+        call_command("outbox_bench", "--partitions", "--old-rows=100", "--old-days=30", stdout=StringIO())
+
+    assert {table: list_partitions(table) for table in PARTITIONED_TABLES} == before
+    assert OutboxEvent.objects.filter(event_id=old_event_id).exists()
 
 
 def test_a_small_partitioned_consumers_run_reports_both_rates_and_the_handover_and_cleans_up():

@@ -15,7 +15,7 @@ import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 
 from outbox.models import InboxEntry, OutboxEvent
 from outbox.partitions import (
@@ -28,7 +28,7 @@ from outbox.partitions import (
     uuid_floor,
 )
 from outbox.retention import delete_published_events
-from tooling.benchmarks.pipeline import FILLER_TYPE, PipelineBench, time_ordered_uuid_sql
+from tooling.benchmarks.pipeline import FILLER_TYPE, BenchRefused, PipelineBench, time_ordered_uuid_sql
 
 CHUNK = 100_000
 
@@ -44,7 +44,14 @@ def daily_partitions_since(first_day: date) -> None:
         bound = uuid_floor(day_start(first_day))
         if legacy.upper is not None and legacy.upper <= bound:
             continue
-        with connection.cursor() as cursor:
+        # One transaction: a refused attach must not leave the table without its first partition.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f'SELECT EXISTS (SELECT 1 FROM "{legacy.name}" WHERE event_id >= %s)', [str(bound)])
+            if cursor.fetchone()[0]:
+                raise BenchRefused(
+                    f"--partitions needs a database whose {table} holds no event from {first_day} on "
+                    f"in {legacy.name}: run it on a freshly migrated database"
+                )
             cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{legacy.name}"')
             cursor.execute(
                 f'ALTER TABLE "{table}" ATTACH PARTITION "{legacy.name}" FOR VALUES FROM (MINVALUE) TO (%s)',

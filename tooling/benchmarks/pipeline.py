@@ -93,6 +93,10 @@ def manage_py(*arguments: str) -> list[str]:
 
 
 # The main run's stages, in the order they run; `outbox_bench --only` picks some.
+class BenchRefused(Exception):
+    """The database cannot hold this run as it is: the message says why and what to do."""
+
+
 STAGES = ("write", "limits", "relays", "sink", "latency", "old-rows")
 
 

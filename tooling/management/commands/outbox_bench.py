@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from tooling.benchmarks.partitioned_consumers import PartitionedConsumersBench
 from tooling.benchmarks.partitions import PartitionBench
-from tooling.benchmarks.pipeline import STAGES, BenchConfig, PipelineBench
+from tooling.benchmarks.pipeline import STAGES, BenchConfig, BenchRefused, PipelineBench
 from tooling.benchmarks.publish_paths import PublishPathBench
 from tooling.benchmarks.tracing import TracingBench
 
@@ -168,7 +168,10 @@ class Command(BaseCommand):
             run = bench(config, progress=progress)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
-        result = run.run()
+        try:
+            result = run.run()
+        except BenchRefused as exc:
+            raise CommandError(str(exc)) from exc
         for bar in bars.values():
             bar.close()
         figures = result.figures
