@@ -92,11 +92,11 @@ def manage_py(*arguments: str) -> list[str]:
     return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *arguments]
 
 
-# The main run's stages, in the order they run; `outbox_bench --only` picks some.
 class BenchRefused(Exception):
     """The database cannot hold this run as it is: the message says why and what to do."""
 
 
+# The main run's stages, in the order they run; `outbox_bench --only` picks some.
 STAGES = ("write", "limits", "relays", "sink", "latency", "old-rows")
 
 
