@@ -21,14 +21,16 @@ from messaging.events import MESSAGE_AGGREGATE, MESSAGE_CREATED, message_created
 from outbox import pg_triggers
 from outbox.ids import time_ordered_uuid
 from outbox.models import OutboxEvent
-from outbox.partitions import uuid_floor_sql
+from outbox.recent_events import RECENT_EVENTS_VIEW
 from outbox.services import emit_many
 
-# The window of event ids the created-event guard probes (see Message.Meta.triggers).
-GUARD_WINDOW_START = "now() - interval '1 day'"
-GUARD_WINDOW_END = "now() + interval '1 day'"
 # Name of the database guard; `messaging.signals.message_events_disabled()` ignores it.
 CREATED_EVENT_GUARD_URI = "messaging.Message:message_requires_created_event"
+# The created-event guard's condition on an event row (see Message.Meta.triggers).
+_NAMES_THE_MESSAGE = (
+    f"aggregate_type = '{MESSAGE_AGGREGATE}' AND aggregate_id = NEW.message_id::text "
+    f"AND event_type = '{MESSAGE_CREATED}' AND payload->>'message_id' = NEW.message_id::text"
+)
 
 
 class MessageQuerySet(models.QuerySet):
@@ -122,9 +124,11 @@ class Message(models.Model):
             # setting is put back at once, for whatever else this transaction still plans. Both
             # set_config calls are assignments, not PERFORM: PL/pgSQL evaluates an assignment as a
             # simple expression, while PERFORM runs a whole query.
-            # The probe names a window of event ids around the transaction's start (the event is
-            # written in it), so it reads the one or two partitions of the day, not every one
-            # (outbox.partitions); a day either side covers clock skew and long transactions.
+            # The probe looks first in the recent-events view, whose plan locks the day's one or two
+            # partitions, and only then in the whole table, whose plan locks every partition and
+            # index: the event is written in this transaction, so the first probe finds it unless
+            # the transaction crossed the view's daily move (outbox.recent_events). Two IF
+            # statements, not one condition: PL/pgSQL plans a condition as one query, both probes.
             # The event must name the message in its data, not only in its aggregate id: the
             # consumer and rebuild_notifications read the data, and a `{}` there builds nothing.
             pg_triggers.Trigger(
@@ -136,14 +140,11 @@ class Message(models.Model):
                 func=(
                     "seqscan := current_setting('enable_seqscan'); "
                     "unused := set_config('enable_seqscan', 'off', true); "
-                    f"IF NOT EXISTS (SELECT 1 FROM {OutboxEvent._meta.db_table} "
-                    f"WHERE aggregate_type = '{MESSAGE_AGGREGATE}' AND aggregate_id = NEW.message_id::text "
-                    f"AND event_type = '{MESSAGE_CREATED}' AND payload->>'message_id' = NEW.message_id::text "
-                    f"AND event_id >= {uuid_floor_sql(GUARD_WINDOW_START)} "
-                    f"AND event_id < {uuid_floor_sql(GUARD_WINDOW_END)}) THEN "
+                    f"IF NOT EXISTS (SELECT 1 FROM {RECENT_EVENTS_VIEW} WHERE {_NAMES_THE_MESSAGE}) THEN "
+                    f"IF NOT EXISTS (SELECT 1 FROM {OutboxEvent._meta.db_table} WHERE {_NAMES_THE_MESSAGE}) THEN "
                     f"RAISE EXCEPTION 'message % was written without a {MESSAGE_CREATED} outbox event naming it "
                     "in data.message_id', NEW.message_id USING ERRCODE = 'integrity_constraint_violation'; "
-                    "END IF; "
+                    "END IF; END IF; "
                     "unused := set_config('enable_seqscan', seqscan, true); "
                     "RETURN NULL;"
                 ),

@@ -277,8 +277,3 @@ def partition_report(retention_days: int, *, now: datetime | None = None, using=
         if ends:
             days_ahead[table] = (max(ends) - now).days
     return PartitionReport(kept=kept, default_rows=default_rows, days_ahead=days_ahead)
-
-
-def uuid_floor_sql(moment_sql: str) -> str:
-    """SQL for `uuid_floor` of a timestamp expression: a bound that lets PostgreSQL prune partitions."""
-    return f"(lpad(to_hex((extract(epoch FROM {moment_sql}) * 1000)::bigint), 12, '0') || '00000000000000000000')::uuid"

@@ -1,4 +1,5 @@
-"""The relay's slow tick: keep the event and inbox tables' partitions created days ahead.
+"""The relay's slow tick: keep the event and inbox tables' partitions created days ahead, and the
+recent-events view on today (outbox.recent_events).
 
 A write never creates a partition (it would take a lock on the parent in the write path); the
 relay checks every OUTBOX_PARTITION_CHECK_SECONDS instead, so a partition exists days before the
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError
 
 from outbox.partitions import create_all_partitions_ahead, is_lock_timeout
+from outbox.recent_events import refresh_recent_events_view
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ RETRY_AFTER_LOCK_TIMEOUT_SECONDS = 10.0
 
 
 class PartitionUpkeep:
-    """Runs `create_all_partitions_ahead` at most once per OUTBOX_PARTITION_CHECK_SECONDS."""
+    """Creates partitions ahead and moves the recent-events view, at most once per OUTBOX_PARTITION_CHECK_SECONDS."""
 
     def __init__(self, *, using: str = DEFAULT_DB_ALIAS) -> None:
         self.using = using
@@ -29,11 +31,12 @@ class PartitionUpkeep:
         self.next_check = 0.0  # at once, on the first tick
 
     def tick(self) -> None:
-        """Create the partitions ahead if the check is due; database errors propagate to the worker's backoff."""
+        """Create the partitions ahead and move the view if due; database errors go to the worker's backoff."""
         if time.monotonic() < self.next_check:
             return
         try:
             created = create_all_partitions_ahead(using=self.using)
+            moved = refresh_recent_events_view(using=self.using)
         except OperationalError as exc:
             if not is_lock_timeout(exc):
                 raise
@@ -44,3 +47,5 @@ class PartitionUpkeep:
         self.next_check = time.monotonic() + self.interval
         for name in created:
             logger.info("relay.partition_created partition=%s", name)
+        if moved:
+            logger.info("relay.recent_events_view_moved")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.admin.sites import site  # noqa: F401 - admin URLs must be loaded for the request test
@@ -18,6 +19,8 @@ from messaging.signals import (
 )
 from outbox.errors import NotInTransaction
 from outbox.models import OutboxEvent
+from outbox.partitions import create_partitions_ahead, list_partitions
+from outbox.recent_events import recent_events_window, refresh_recent_events_view
 from outbox.services import emit
 from tests.helpers import partitions_of
 
@@ -383,3 +386,58 @@ def test_the_guard_probes_the_aggregate_index_even_when_the_outbox_looked_empty(
 
     assert seq_after == seq_before, "the guard read the outbox sequentially"
     assert idx_after > idx_before
+
+
+def _outbox_partitions_locked() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relation::regclass::text FROM pg_locks WHERE pid = pg_backend_pid() AND relation IS NOT NULL"
+        )
+        locked = {row[0] for row in cursor.fetchall()}
+    return locked & partitions_of(OutboxEvent._meta.db_table)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_guard_locks_only_the_partitions_of_today_and_tomorrow(alice, bob):
+    # A probe of the whole table would lock every partition at each COMMIT, as the table grows a
+    # partition a day (outbox.recent_events).
+    table = OutboxEvent._meta.db_table
+    today = datetime.now(UTC).date()
+    created = create_partitions_ahead(table, days_ahead=10, today=today)
+    try:
+        with transaction.atomic():
+            Message.objects.create(sender=alice, receiver=bob, content="hello")
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred guard runs now
+            locked = _outbox_partitions_locked()
+        window = {p.name for p in list_partitions(table) if _overlaps_window(p, today)}
+        every = {p.name for p in list_partitions(table)}
+    finally:
+        with connection.cursor() as cursor:
+            for name in created:
+                cursor.execute(f'DROP TABLE "{name}"')
+
+    assert locked - {table} <= window
+    assert len(every) > len(window) + 5
+
+
+def _overlaps_window(partition, today) -> bool:
+    lower, upper = recent_events_window(today)
+    return (
+        not partition.is_default
+        and (partition.lower is None or partition.lower < upper)
+        and (partition.upper is None or partition.upper > lower)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_guard_whose_view_is_days_stale_still_finds_the_event_and_still_refuses_a_bare_message(alice, bob):
+    refresh_recent_events_view(today=datetime.now(UTC).date() - timedelta(days=5))
+    try:
+        message = Message.objects.create(sender=alice, receiver=bob, content="hello")
+        with pytest.raises(DatabaseError, match=r"without a message\.created outbox event naming it"):
+            insert_raw_message(alice, bob)
+    finally:
+        refresh_recent_events_view()
+
+    assert list(Message.objects.values_list("pk", flat=True)) == [message.pk]

@@ -12,13 +12,15 @@ from outbox.partitions import (
     moment_of,
     partition_report,
 )
+from outbox.recent_events import refresh_recent_events_view
 from outbox.status_text import partition_lines
 
 
 class Command(BaseCommand):
     help = (
         "List the time partitions of the outbox and inbox tables (with what retention keeps and the DEFAULT "
-        "partitions' rows), or create the missing ones OUTBOX_PARTITIONS_AHEAD_DAYS ahead, as the relay does."
+        "partitions' rows), or create the missing ones OUTBOX_PARTITIONS_AHEAD_DAYS ahead and move the "
+        "recent-events view to today, as the relay does."
     )
 
     def add_arguments(self, parser) -> None:
@@ -28,6 +30,8 @@ class Command(BaseCommand):
         if action == "create":
             created = create_all_partitions_ahead()
             self.stdout.write(f"created {len(created)} partitions" + "".join(f"\n  {name}" for name in created))
+            if refresh_recent_events_view():
+                self.stdout.write("moved the recent-events view to today")
             return
         for table in PARTITIONED_TABLES:
             self.stdout.write(table)
