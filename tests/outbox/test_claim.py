@@ -191,3 +191,33 @@ def test_locking_the_candidates_probes_them_by_id_even_with_misleading_statistic
     assert scans[0]["Node Type"] in ("Index Scan", "Bitmap Heap Scan")
     probe = scans[0] if scans[0]["Node Type"] == "Index Scan" else scans[0]["Plans"][0]
     assert "id = ANY" in probe["Index Cond"]
+
+
+def _head_statements_kept() -> list[tuple[int, int]]:
+    """(generic plans, custom plans) of each prepared statement of this session reading the queue's head."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%WHERE published_at IS NULL AND dead_at IS NULL%ORDER BY id%LIMIT%"],
+        )
+        return cursor.fetchall()
+
+
+def test_the_heads_first_page_is_planned_once_per_connection(db):
+    add_pending_events(3)
+    claimed_ids(2)
+    claimed_ids(2)
+
+    # One statement, and no plan made for a single claim of its own: both ran the kept one.
+    assert _head_statements_kept() == [(2, 0)]
+
+
+def test_a_connection_that_may_not_keep_prepared_statements_claims_without_them(db):
+    configured = connection.connection.prepare_threshold
+    connection.connection.prepare_threshold = None  # as with DATABASE_PREPARED_STATEMENTS=false
+    try:
+        add_pending_events(3)
+        assert len(claimed_ids(2)) == 2
+        assert _head_statements_kept() == []
+    finally:
+        connection.connection.prepare_threshold = configured
