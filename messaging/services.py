@@ -179,6 +179,10 @@ class EventContradictsOurRows(DeadLetter):
 # target covers both guards: one notification per event, one `message` notification per message.
 # A text longer than the preview comes back instead, to be cut in Python (Truncator) and inserted
 # by a second statement: only batches holding long texts pay for it.
+# Each event finds its message and sender by primary key, one lookup per event (LATERAL ... LIMIT 1
+# keeps the planner from turning the lookup into a join): a plain join lets statistics choose a
+# scan of the whole messages table (statistics taken when it was nearly empty do), which costs
+# milliseconds for a single event.
 _CREATE_NOTIFICATIONS_SQL = """
     WITH checked AS (
         SELECT d.event_id, d.message_id, d.position, m.message_id IS NOT NULL AS found,
@@ -186,8 +190,11 @@ _CREATE_NOTIFICATIONS_SQL = """
                m.receiver_id, m.is_read, m.content, u.{username} AS sender_name
         FROM jsonb_to_recordset(%(batch)s::jsonb)
              AS d(event_id uuid, message_id uuid, sender_id text, receiver_id text, position integer)
-        LEFT JOIN {messages} m ON m.message_id = d.message_id
-        LEFT JOIN {users} u ON u.{user_pk} = m.sender_id
+        LEFT JOIN LATERAL (
+            SELECT m.message_id, m.sender_id, m.receiver_id, m.is_read, m.content
+            FROM {messages} m WHERE m.message_id = d.message_id LIMIT 1
+        ) m ON true
+        LEFT JOIN LATERAL (SELECT u.{username} FROM {users} u WHERE u.{user_pk} = m.sender_id LIMIT 1) u ON true
     ), inserted AS (
         INSERT INTO {notifications}
             (notification_id, user_id, message_id, notification_type, title, content, is_read, created_at,
@@ -216,7 +223,10 @@ _CREATE_LONG_NOTIFICATIONS_SQL = f"""
     SELECT gen_random_uuid(), m.receiver_id, m.message_id, %s, d.title, d.content, m.is_read,
            statement_timestamp(), d.event_id
     FROM jsonb_to_recordset(%s::jsonb) AS d(event_id uuid, message_id uuid, title text, content text, position integer)
-    JOIN {Message._meta.db_table} m ON m.message_id = d.message_id
+    JOIN LATERAL (
+        SELECT m.message_id, m.receiver_id, m.is_read FROM {Message._meta.db_table} m
+        WHERE m.message_id = d.message_id LIMIT 1
+    ) m ON true
     ORDER BY d.position
     ON CONFLICT DO NOTHING
     RETURNING {", ".join(_CREATED_COLUMNS)}
@@ -246,7 +256,10 @@ _MARK_READ_SQL = f"""
         SELECT d.event_id, d.message_id, m.message_id IS NOT NULL AS found,
                m.receiver_id::text = d.receiver_id AS same_receiver, coalesce(m.is_read, false) AS is_read
         FROM jsonb_to_recordset(%s::jsonb) AS d(event_id uuid, message_id uuid, receiver_id text)
-        LEFT JOIN {Message._meta.db_table} m ON m.message_id = d.message_id
+        LEFT JOIN LATERAL (
+            SELECT m.message_id, m.receiver_id, m.is_read FROM {Message._meta.db_table} m
+            WHERE m.message_id = d.message_id LIMIT 1
+        ) m ON true
     ), marked AS (
         UPDATE {Notification._meta.db_table} n SET is_read = true
         FROM checked c

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import select
 import time
 import uuid
 from collections.abc import Callable
@@ -60,8 +61,9 @@ logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_SECONDS = 1.0
 RETRY_BASE_DELAY_SECONDS = 0.1
-# After the first delivery, how long to wait for more before settling the batch: short enough
-# to add nothing noticeable to latency, long enough to gather what is already on the wire.
+# Within a burst of deliveries, how long to wait for the next before settling the batch: short
+# enough to add nothing noticeable to latency, long enough to bridge the gaps of what the broker
+# is sending.
 BATCH_GATHER_SECONDS = 0.0005
 
 EventHandler = Callable[[ReceivedEvent], None]
@@ -136,6 +138,8 @@ class InboxConsumer(Worker):
         self._broker_errors = (*probe.connection_errors, *probe.channel_errors, OSError)
         # kombu's virtual transports settle only the delivery tag they are given, `multiple` or not.
         self._acks_multiple = not is_virtual_transport(self.url)
+        # py-amqp reads frames from a socket; kombu's virtual transports poll something else.
+        self._socket_transport = not is_virtual_transport(self.url)
         self._dead_letters = (
             DeadLetterPublisher(
                 url=self.url,
@@ -205,10 +209,13 @@ class InboxConsumer(Worker):
         return max(1, self.prefetch // 2)
 
     def _take_batch(self) -> list:
-        # Gathers what is already on the wire up to the batch limit; an idle wire ends the batch
-        # at once, so a lone delivery at a low rate is settled without waiting for company.
+        # Gathers what is already on the wire up to the batch limit. A lone delivery with nothing
+        # behind it on the wire is settled at once: at a low rate, waiting for company only adds
+        # to its latency. Once a burst is coming in, a short wait bridges its gaps.
         limit = self.batch_limit
         while len(self._received) < limit:
+            if len(self._received) == 1 and not self._wire_has_more():
+                break
             try:
                 self._connection.drain_events(timeout=BATCH_GATHER_SECONDS)
             except TimeoutError:
@@ -216,6 +223,14 @@ class InboxConsumer(Worker):
         batch = self._received[:limit]
         del self._received[:limit]
         return batch
+
+    def _wire_has_more(self) -> bool:
+        """Whether bytes from the broker wait on the socket; True where there is no socket to ask."""
+        sock = getattr(self._connection.connection, "sock", None) if self._socket_transport else None
+        if sock is None:
+            return True
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
 
     def _drop_deliveries_of_closed_channels(self) -> None:
         # A released partition's channel is closed and its unacked deliveries are back in the

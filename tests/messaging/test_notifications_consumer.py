@@ -243,3 +243,45 @@ def test_a_transaction_settles_at_most_half_the_prefetch_window_and_every_delive
     assert max(batches) <= 2
     assert sum(batches) == 12
     assert sorted(Notification.objects.values_list("message_id", flat=True)) == sorted(m.pk for m in messages)
+
+
+def test_a_lone_delivery_is_settled_without_waiting_for_more_and_a_burst_is_gathered(
+    alice, bob, topology, broker_channel
+):
+    consumer = NotificationsConsumer(prefetch=10)
+    reads: list[float | None] = []
+    try:
+        consumer._connect()
+        wire = consumer._connection.drain_events
+
+        def counted(timeout=None):
+            reads.append(timeout)
+            return wire(timeout=timeout)
+
+        consumer._connection.drain_events = counted
+        Message.objects.create(sender=alice, receiver=bob, content="alone")
+        relay_pending_events()
+
+        def receive() -> list:
+            reads.clear()  # the reads of the call that returns the delivery
+            return consumer.receive_batch()
+
+        lone = wait_until(receive, what="the lone delivery")
+        lone_reads = len(reads)
+        consumer.settle(lone)
+
+        for i in range(3):
+            Message.objects.create(sender=alice, receiver=bob, content=f"burst {i}")
+        relay_pending_events()
+        queue = topology.queue_for("notifications")
+        # All three sent to the consumer (none left ready in the queue) before it reads any.
+        wait_until(lambda: queue_depth(broker_channel, queue) == 0, what="the burst sent to the consumer")
+        burst = consumer.receive_batch()
+        consumer.settle(burst)
+    finally:
+        consumer.disconnect()
+
+    # The lone delivery took one read and no wait for company.
+    assert len(lone) == 1
+    assert lone_reads == 1
+    assert len(burst) == 3
