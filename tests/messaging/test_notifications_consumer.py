@@ -245,7 +245,7 @@ def test_a_transaction_settles_at_most_half_the_prefetch_window_and_every_delive
     assert sorted(Notification.objects.values_list("message_id", flat=True)) == sorted(m.pk for m in messages)
 
 
-def test_a_lone_delivery_is_settled_without_waiting_for_more_and_a_burst_is_gathered(
+def test_a_lone_delivery_is_settled_without_waiting_and_a_burst_is_read_as_it_waits(
     alice, bob, topology, broker_channel
 ):
     consumer = NotificationsConsumer(prefetch=10)
@@ -276,7 +276,9 @@ def test_a_lone_delivery_is_settled_without_waiting_for_more_and_a_burst_is_gath
         queue = topology.queue_for("notifications")
         # All three sent to the consumer (none left ready in the queue) before it reads any.
         wait_until(lambda: queue_depth(broker_channel, queue) == 0, what="the burst sent to the consumer")
+        reads.clear()
         burst = consumer.receive_batch()
+        burst_reads = list(reads)
         consumer.settle(burst)
     finally:
         consumer.disconnect()
@@ -285,3 +287,5 @@ def test_a_lone_delivery_is_settled_without_waiting_for_more_and_a_burst_is_gath
     assert len(lone) == 1
     assert lone_reads == 1
     assert len(burst) == 3
+    # What waited on the socket behind the first was read as it was, without a timeout.
+    assert burst_reads[1:3] == [None, None]
