@@ -121,8 +121,11 @@ class InboxConsumer(Worker):
         self.topology = topology or load_topology()
         self.queue = self.topology.queue_for(self.name)
         self.prefetch = prefetch or settings.CONSUMER_PREFETCH
-        # The embedded broker has no consistent-hash exchange: one queue there.
-        self.partition_count = 1 if is_virtual_transport(self.url) else self.topology.partitions.get(self.name, 1)
+        # kombu's virtual transports (the embedded broker) read no socket, have no consistent-hash
+        # exchange, and settle only the delivery tag they are given.
+        self._virtual_transport = is_virtual_transport(self.url)
+        # One queue where there is no consistent-hash exchange.
+        self.partition_count = 1 if self._virtual_transport else self.topology.partitions.get(self.name, 1)
         self._subscriptions: PartitionSubscriptions | None = None
         self._connection = None
         self._received: list = []
@@ -136,10 +139,6 @@ class InboxConsumer(Worker):
         self.metrics = ConsumerMetrics(self.name)
         probe = broker_connection(self.url)
         self._broker_errors = (*probe.connection_errors, *probe.channel_errors, OSError)
-        # kombu's virtual transports settle only the delivery tag they are given, `multiple` or not.
-        self._acks_multiple = not is_virtual_transport(self.url)
-        # py-amqp reads frames from a socket; kombu's virtual transports poll something else.
-        self._socket_transport = not is_virtual_transport(self.url)
         self._dead_letters = (
             DeadLetterPublisher(
                 url=self.url,
@@ -236,7 +235,7 @@ class InboxConsumer(Worker):
 
     def _bytes_waiting(self) -> bool | None:
         """Whether bytes from the broker wait on the socket; None on a transport without one."""
-        if not self._socket_transport:
+        if self._virtual_transport:
             return None
         readable, _, _ = select.select([self._connection.connection.sock], [], [], 0)
         return bool(readable)
@@ -283,7 +282,7 @@ class InboxConsumer(Worker):
             if event.event_id not in new_ids:
                 logger.info("consumer.duplicate_absorbed consumer=%s event=%s", self.name, event.event_id)
         # One ack for the whole batch; the poison in it is already settled.
-        if self._acks_multiple:
+        if not self._virtual_transport:  # a virtual transport acks only the tag it is given
             # Delivery tags count per channel: the last delivery of each channel acks its batch.
             for message in {id(m.channel): m for m, _ in checked}.values():
                 message.ack(multiple=True)

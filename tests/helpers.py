@@ -243,6 +243,25 @@ def partitions_of(relation: str) -> set[str]:
         return {row[0] for row in cursor.fetchall()} | {relation}
 
 
+def plan_of(sql: str, params) -> dict:
+    """The root node of the plan PostgreSQL makes for `sql` with `params` on this test's connection."""
+    import json
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        document = cursor.fetchone()[0]
+    return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+
+
+def plan_nodes(plan: dict):
+    """Every node of a plan from `plan_of`, the root first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
 # SQL for a UUIDv7-like event id made now: it lands in the current time partition, as real ids do.
 TIME_ORDERED_UUID_SQL = (
     "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') "

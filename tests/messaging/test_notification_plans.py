@@ -10,6 +10,7 @@ from django.db import connection
 
 from messaging import services
 from messaging.models import Message, Notification
+from tests.helpers import plan_nodes, plan_of
 
 MESSAGES = Message._meta.db_table
 
@@ -24,20 +25,6 @@ def a_message_left_in_a_bloated_table(transactional_db, alice, bob):
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {MESSAGES}")
     return messages[-1]
-
-
-def plan_of(sql: str, params) -> dict:
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        document = cursor.fetchone()[0]
-    return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
-
-
-def scans_of_messages(plan: dict) -> list[dict]:
-    found = [plan] if plan.get("Relation Name") == MESSAGES else []
-    for child in plan.get("Plans", []):
-        found += scans_of_messages(child)
-    return found
 
 
 def one_event(message: Message, **extra) -> str:
@@ -57,7 +44,7 @@ def one_event(message: Message, **extra) -> str:
 
 def assert_probed_by_key(plan: dict) -> None:
     """Each event looks its message up by key: no scan of the messages without the event's id."""
-    scans = scans_of_messages(plan)
+    scans = [node for node in plan_nodes(plan) if node.get("Relation Name") == MESSAGES]
     assert scans
     for scan in scans:
         condition = scan.get("Index Cond") or scan.get("Recheck Cond") or ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -20,7 +19,14 @@ from outbox.services import (
     emit,
     head_page_size,
 )
-from tests.helpers import TIME_ORDERED_UUID_SQL, append_read_events, claim_held_by_another_relay, partitions_of
+from tests.helpers import (
+    TIME_ORDERED_UUID_SQL,
+    append_read_events,
+    claim_held_by_another_relay,
+    partitions_of,
+    plan_nodes,
+    plan_of,
+)
 
 TABLE = OutboxEvent._meta.db_table
 
@@ -137,18 +143,10 @@ def test_a_claim_reads_on_past_a_head_another_relay_holds():
 # --- the plans ------------------------------------------------------------------------------
 
 
-def plan_of(sql: str, params: list) -> dict:
+def claim_plan_of(sql: str, params: list) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(CLAIM_PLANNER_SETTINGS)  # as the claim plans it
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        document = cursor.fetchone()[0]
-    return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
-
-
-def nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from nodes(child)
+    return plan_of(sql, params)
 
 
 @pytest.fixture
@@ -167,14 +165,14 @@ def statistics_of_an_empty_table(db):
 def test_reading_the_head_walks_the_pending_index_even_with_misleading_statistics(
     statistics_of_an_empty_table, sql, params
 ):
-    plan = plan_of(sql, params)
+    plan = claim_plan_of(sql, params)
 
     # One walk of each partition's pending index, merged in id order.
-    scans = [node for node in nodes(plan) if "Scan" in node["Node Type"]]
+    scans = [node for node in plan_nodes(plan) if "Scan" in node["Node Type"]]
     assert scans
     assert {scan["Node Type"] for scan in scans} == {"Index Scan"}
     assert {scan["Index Name"] for scan in scans} <= partitions_of("outbox_pending_idx")
-    assert not any(node["Node Type"] == "Sort" for node in nodes(plan))
+    assert not any(node["Node Type"] == "Sort" for node in plan_nodes(plan))
 
 
 def test_locking_the_candidates_probes_them_by_id_even_with_misleading_statistics(statistics_of_an_empty_table):
@@ -183,10 +181,10 @@ def test_locking_the_candidates_probes_them_by_id_even_with_misleading_statistic
         rows = cursor.fetchall()
     ids, event_ids = [row[0] for row in rows], [row[1] for row in rows]
 
-    plan = plan_of(_LOCK_SQL, ["{" + ",".join(map(str, ids)) + "}", min(event_ids), max(event_ids), 500])
+    plan = claim_plan_of(_LOCK_SQL, ["{" + ",".join(map(str, ids)) + "}", min(event_ids), max(event_ids), 500])
 
     # The event-id span prunes every partition but the one holding the batch.
-    scans = [node for node in nodes(plan) if "Scan" in node["Node Type"]]
+    scans = [node for node in plan_nodes(plan) if "Scan" in node["Node Type"]]
     assert len(scans) == 1
     assert scans[0]["Node Type"] in ("Index Scan", "Bitmap Heap Scan")
     probe = scans[0] if scans[0]["Node Type"] == "Index Scan" else scans[0]["Plans"][0]

@@ -25,7 +25,7 @@ from outbox.status import (
     recent_dead_events,
     recent_errors,
 )
-from tests.helpers import TIME_ORDERED_UUID_SQL, append_read_events, partitions_of, wait_until
+from tests.helpers import TIME_ORDERED_UUID_SQL, append_read_events, partitions_of, plan_nodes, plan_of, wait_until
 from tooling.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db
@@ -244,20 +244,12 @@ def test_counting_recent_publishes_reads_the_brin_index_not_every_published_row(
         )
         cursor.execute(f"ANALYZE {table}")
         sql = _BUCKET_COUNTS_SQL.format(table=table, column="published_at")
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", {"size": 10, "since": timezone.now() - timedelta(minutes=10)})
-        document = cursor.fetchone()[0]
         cursor.execute(f"SELECT DISTINCT tableoid::regclass::text FROM {table}")
         [busy] = [row[0] for row in cursor.fetchall()]
-    plan = json.loads(document) if isinstance(document, str) else document
+    plan = plan_of(sql, {"size": 10, "since": timezone.now() - timedelta(minutes=10)})
 
     # The partition holding the day is read through its BRIN index; the empty ones may be scanned.
-    scans = [node for node in plan_nodes(plan[0]["Plan"]) if node.get("Relation Name") == busy]
+    scans = [node for node in plan_nodes(plan) if node.get("Relation Name") == busy]
     assert scans
     assert {scan["Node Type"] for scan in scans} == {"Bitmap Heap Scan"}
     assert {scan["Plans"][0]["Index Name"] for scan in scans} <= partitions_of("outbox_published_at_brin")
-
-
-def plan_nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from plan_nodes(child)
